@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = "Accounts"
+
+
+class DevBenchAdminConfig(AdminConfig):
+    """The Django admin is DevBench's admin panel, served by our AdminSite."""
+
+    default_site = "accounts.admin_site.DevBenchAdminSite"

@@ -1,0 +1,16 @@
+"""Account reads."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import APIKey, User
+
+
+def api_keys_for(user: User) -> QuerySet[APIKey]:
+    """The user's API keys, newest first, revoked ones included (they are the audit trail)."""
+    return APIKey.objects.filter(user=user).order_by("-created_at")
+
+
+def user_by_id(user_id: int) -> User | None:
+    return User.objects.filter(pk=user_id).first()

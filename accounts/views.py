@@ -1,0 +1,129 @@
+"""Sign-in, sign-out, the user-info route and the API-keys page."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import auth
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from devbench_site.errors import DomainError, InvalidInput
+from devbench_site.request_data import body_fields
+
+from . import login_throttle, selectors, services
+from .decorators import login_required_seed
+
+logger = logging.getLogger(__name__)
+
+FAILED_LOGIN_MESSAGE = "Invalid username or password"
+LOCKED_OUT_MESSAGE = "Too many failed sign-in attempts. Wait a minute and try again."
+
+
+def landing_path(user) -> str:
+    """Where a signed-in user lands: admins on the admin panel, users on their dashboard."""
+    return "/admin" if user.is_staff else "/dashboard"
+
+
+def _safe_next(request: HttpRequest, candidate: str) -> str | None:
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return None
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    next_url = request.GET.get("next", "")
+    if request.method == "GET":
+        if request.user.is_authenticated:
+            return HttpResponseRedirect(landing_path(request.user))
+        return render(request, "accounts/login.html", {"next": next_url})
+    try:
+        fields = body_fields(request)
+    except InvalidInput as exc:
+        return render(request, "accounts/login.html", {"error": exc.message, "next": next_url}, status=400)
+    username = fields.get("username", "").strip()
+    next_url = fields.get("next", next_url)
+    address = request.META.get("REMOTE_ADDR", "")
+    if login_throttle.is_locked_out(username=username, address=address):
+        return _locked_out(request)
+    user = auth.authenticate(request, username=username, password=fields.get("password", ""))
+    if user is None:
+        login_throttle.record_failure(username=username, address=address)
+        logger.warning("failed sign-in for %r from %s", username[:64], address)
+        return render(
+            request,
+            "accounts/login.html",
+            {"error": FAILED_LOGIN_MESSAGE, "username": username, "next": next_url},
+        )
+    login_throttle.reset(username=username)
+    auth.login(request, user)  # rotates the session key
+    return HttpResponseRedirect(_safe_next(request, next_url) or landing_path(user))
+
+
+def _locked_out(request: HttpRequest) -> HttpResponse:
+    """429 with a clear message (JSON for JSON clients)."""
+    if request.content_type == "application/json":
+        return JsonResponse({"error": LOCKED_OUT_MESSAGE}, status=429)
+    return render(request, "accounts/login.html", {"error": LOCKED_OUT_MESSAGE}, status=429)
+
+
+@require_http_methods(["GET", "POST"])
+def logout_view(request: HttpRequest) -> HttpResponse:
+    auth.logout(request)
+    return HttpResponseRedirect("/login")
+
+
+@require_GET
+@login_required_seed
+def user_info(request: HttpRequest) -> JsonResponse:
+    user = request.user
+    return JsonResponse({"userId": user.pk, "username": user.username, "isAdmin": user.is_staff})
+
+
+@login_required_seed
+@require_GET
+def api_keys_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/api_keys.html", {"keys": selectors.api_keys_for(request.user)})
+
+
+@login_required_seed
+@require_POST
+def api_key_create(request: HttpRequest) -> HttpResponse:
+    try:
+        key, raw_key = services.create_api_key(user=request.user, name=request.POST.get("name", ""))
+    except DomainError as exc:
+        return render(
+            request,
+            "accounts/api_keys.html",
+            {"keys": selectors.api_keys_for(request.user), "error": exc.message},
+            status=exc.http_status,
+        )
+    return render(
+        request,
+        "accounts/api_keys.html",
+        {"keys": selectors.api_keys_for(request.user), "new_key": raw_key, "new_key_name": key.name},
+    )
+
+
+@login_required_seed
+@require_POST
+def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    try:
+        services.revoke_api_key(user=request.user, key_id=key_id)
+    except DomainError as exc:
+        return render(
+            request,
+            "accounts/api_keys.html",
+            {"keys": selectors.api_keys_for(request.user), "error": exc.message},
+            status=exc.http_status,
+        )
+    return HttpResponseRedirect("/account/api-keys")

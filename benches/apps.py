@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BenchesConfig(AppConfig):
+    name = "benches"
+    verbose_name = "DevBenches"

@@ -1,0 +1,52 @@
+"""Domain errors shared by every app, and their one mapping to the seed's ``{"error": ...}``.
+
+Services raise these; views, the DRF exception handler and consumers turn them into responses.
+"""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+
+
+class DomainError(Exception):
+    """A business rule refused the action. ``http_status`` is how the outside sees it."""
+
+    http_status = 400
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class InvalidInput(DomainError):
+    http_status = 400
+
+
+class NotFound(DomainError):
+    http_status = 404
+
+
+class Forbidden(DomainError):
+    http_status = 403
+
+
+class RateLimited(DomainError):
+    http_status = 429
+
+
+class Unavailable(DomainError):
+    http_status = 503
+
+
+def error_body(message: str, fields: dict[str, list[str]] | None = None) -> dict:
+    """The seed's error shape, with field errors listed when there are any."""
+    body: dict = {"error": message}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def error_response(exc: DomainError) -> JsonResponse:
+    """Render a domain error as the seed's JSON error with its status code."""
+    return JsonResponse(error_body(exc.message, exc.fields), status=exc.http_status)

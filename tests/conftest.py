@@ -1,0 +1,85 @@
+"""Shared fixtures: the real Redis/Valkey (embedded when REDIS_URL is unset), users, clients."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from django.conf import settings
+from django.test import Client
+
+from accounts import services as account_services
+
+STRONG_PASSWORD = "Sturdy-Passw0rd!"
+_embedded = None
+
+
+def pytest_sessionstart(session):
+    """Start the embedded Valkey once for the run when no REDIS_URL names a server."""
+    global _embedded
+    if settings.EMBEDDED_VALKEY:
+        from devbench_site import embedded_valkey
+
+        _embedded = embedded_valkey.start(settings.EMBEDDED_VALKEY_SOCKET, settings.VAR_DIR / "valkey")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _embedded is not None:
+        _embedded.stop()
+
+
+@pytest.fixture
+def redis_client():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache(redis_client):
+    """Each test starts with no cached throttle counters."""
+    for key in redis_client.scan_iter("devbench-cache:*"):
+        redis_client.delete(key)
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str = "alice", *, password: str = STRONG_PASSWORD, is_admin: bool = False, **extra):
+        if is_admin:
+            return account_services.User.objects.create_superuser(
+                username=username, email=f"{username.lower()}@example.com", password=password
+            )
+        return account_services.create_user(
+            username=username, email=f"{username.lower()}@example.com", password=password, **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("boss", is_admin=True)
+
+
+@pytest.fixture
+def user_client(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client_(admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def csrf_client():
+    """A client that enforces CSRF like a browser does."""
+    return Client(enforce_csrf_checks=True)

@@ -1,0 +1,107 @@
+"""Health, deploy checks, security headers and the embedded Valkey with the Channels layer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.db import connection
+from django.test import Client
+
+from devbench_site import __version__, embedded_valkey
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_health_ok():
+    response = Client().get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["version"] == __version__
+    assert body["timestamp"].endswith("Z") and "T" in body["timestamp"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_health_503_when_database_unreachable(tmp_path):
+    settings_dict = connection.settings_dict
+    saved = dict(settings_dict)
+    if connection.vendor == "sqlite":
+        settings_dict["NAME"] = str(tmp_path / "missing-dir" / "db.sqlite3")
+    else:
+        settings_dict["PORT"] = "1"  # nothing listens there
+    connection.close()
+    try:
+        response = Client().get("/health")
+    finally:
+        connection.close()
+        settings_dict.clear()
+        settings_dict.update(saved)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["error"] == "database unavailable"
+
+
+@pytest.mark.django_db
+def test_security_headers_on_pages():
+    response = Client().get("/login")
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert "default-src 'self'" in response["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
+def test_static_assets_are_served_locally():
+    login = Client().get("/login").content.decode()
+    assert "cdn" not in login.lower()
+    assert "/static/vendor/bootstrap/bootstrap.min.css" in login
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    env = {
+        **os.environ,
+        "DEBUG": "0",
+        "DEVBENCH_HTTPS": "1",
+        "SECRET_KEY": "x7" * 40 + "-production-secret-key-for-the-check",
+        "ALLOWED_HOSTS": "devbench.example.com",
+        "DEVBENCH_VAR_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_embedded_valkey_starts_and_channels_layer_round_trips(tmp_path):
+    socket_path = Path("/tmp") / f"devbench-test-{os.getpid()}.sock"  # unix socket paths are short
+    server = embedded_valkey.start(socket_path, tmp_path)
+    assert server is not None
+    try:
+        assert embedded_valkey.is_answering(socket_path)
+        # A second start finds it running and leaves it alone.
+        assert embedded_valkey.start(socket_path, tmp_path) is None
+
+        async def round_trip():
+            layer = RedisPubSubChannelLayer(hosts=[{"address": f"unix://{socket_path}"}])
+            channel = await layer.new_channel()
+            await layer.group_add("bench-1", channel)
+            await layer.group_send("bench-1", {"type": "script.output", "data": "hello\n"})
+            message = await asyncio.wait_for(layer.receive(channel), timeout=5)
+            await layer.flush()
+            return message
+
+        assert asyncio.run(round_trip()) == {"type": "script.output", "data": "hello\n"}
+    finally:
+        server.stop()
+    assert not embedded_valkey.is_answering(socket_path)
