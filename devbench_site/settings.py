@@ -221,3 +221,7 @@ LOGGING = {
         "paramiko": {"level": "WARNING"},
     },
 }
+
+# --- Benches (benches app) --------------------------------------------------------------------
+
+# --- Session hosts on Kubernetes (sessionhosts app) -------------------------------------------

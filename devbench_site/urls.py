@@ -31,6 +31,7 @@ urlpatterns = [
     path("admin/delete-user/<id:user_id>", admin_routes.delete_user, name="admin-delete-user"),
     path("admin/reset-password/<id:user_id>", admin_routes.reset_password, name="admin-reset-password"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("sessionhosts.urls")),
     path("", include("benches.urls")),
 ]
 

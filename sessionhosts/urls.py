@@ -1,0 +1,3 @@
+"""Session-host routes, mounted under /api/v1/."""
+
+urlpatterns: list = []
