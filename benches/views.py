@@ -1,12 +1,81 @@
-"""The user's pages: the dashboard and the help page."""
+"""The seed's bench routes (exact JSON and codes), the dashboard, help and SSH config download."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import login_required_seed
+from devbench_site.errors import DomainError, error_response
+from devbench_site.request_data import body_fields
+
+from . import selectors, services, ssh_config
+from .models import Job
+
+SUCCESS = {"success": True}
+
+
+def _json_action(action: Callable[[HttpRequest, int], dict]) -> Callable:
+    """Run a service action for an owned bench and answer the seed's JSON."""
+
+    def view(request: HttpRequest, object_id: int) -> JsonResponse:
+        try:
+            return JsonResponse(action(request, object_id))
+        except DomainError as exc:
+            return error_response(exc)
+
+    view.__name__ = action.__name__
+    view.__doc__ = action.__doc__
+    return login_required_seed(view)
+
+
+@require_POST
+@login_required_seed
+def create_devbench(request: HttpRequest) -> JsonResponse:
+    try:
+        fields = body_fields(request)
+        bench = services.create_bench(user=request.user, name=fields.get("name", ""))
+    except DomainError as exc:
+        return error_response(exc)
+    return JsonResponse({"success": True, "devbenchId": bench.pk})
+
+
+def _delete(request: HttpRequest, bench_id: int) -> dict:
+    services.delete_bench(bench=selectors.bench_for_owner(request.user, bench_id), actor=request.user)
+    return SUCCESS
+
+
+def _command(command: str) -> Callable[[HttpRequest, int], dict]:
+    def action(request: HttpRequest, bench_id: int) -> dict:
+        bench = selectors.bench_for_owner(request.user, bench_id)
+        services.request_command(bench=bench, command=command, actor=request.user)
+        return SUCCESS
+
+    action.__name__ = f"{command}_devbench"
+    return action
+
+
+def _check_status(request: HttpRequest, bench_id: int) -> dict:
+    bench = selectors.bench_for_owner(request.user, bench_id)
+    return {"status": services.check_status(bench=bench, actor=request.user)}
+
+
+def _cancel_job(request: HttpRequest, job_id: int) -> dict:
+    job = selectors.job_for_owner(request.user, job_id)
+    job = services.cancel_job(job=job, actor=request.user)
+    return {"success": True, "state": job.state}
+
+
+delete_devbench = require_POST(_json_action(_delete))
+activate_devbench = require_POST(_json_action(_command(Job.Command.ACTIVATE)))
+start_devbench = require_POST(_json_action(_command(Job.Command.START)))
+stop_devbench = require_POST(_json_action(_command(Job.Command.STOP)))
+check_status = require_GET(_json_action(_check_status))
+cancel_job = require_POST(_json_action(_cancel_job))
 
 
 @require_GET
@@ -14,10 +83,37 @@ from accounts.decorators import login_required_seed
 def dashboard(request: HttpRequest) -> HttpResponse:
     if request.user.is_staff:
         return HttpResponseRedirect("/admin")
-    return render(request, "benches/dashboard.html")
+    benches = list(selectors.benches_for(request.user))
+    return render(
+        request,
+        "benches/dashboard.html",
+        {
+            "benches": benches,
+            "quota": services.quota_for(request.user),
+            "name_max_length": 48,
+            "sessionhost_enabled": "sessionhosts" in settings.INSTALLED_APPS,
+        },
+    )
 
 
 @require_GET
 @login_required_seed
 def help_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "benches/help.html")
+    benches = list(selectors.benches_for(request.user))
+    return render(
+        request,
+        "benches/help.html",
+        {
+            "entries": ssh_config.entries_for(request.user, benches),
+            "config_text": ssh_config.render(request.user, benches),
+        },
+    )
+
+
+@require_GET
+@login_required_seed
+def ssh_config_download(request: HttpRequest) -> HttpResponse:
+    text = ssh_config.render(request.user, list(selectors.benches_for(request.user)))
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="devbench_ssh_config"'
+    return response

@@ -31,6 +31,12 @@ class Forbidden(DomainError):
     http_status = 403
 
 
+class Conflict(DomainError):
+    """The object is busy or in a state that does not allow the action now."""
+
+    http_status = 409
+
+
 class RateLimited(DomainError):
     http_status = 429
 

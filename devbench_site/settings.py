@@ -223,5 +223,58 @@ LOGGING = {
 }
 
 # --- Benches (benches app) --------------------------------------------------------------------
+DEVBENCH_DEFAULT_QUOTA = env.int("DEVBENCH_DEFAULT_QUOTA", default=5)
+DEVBENCH_CREATE_LIMIT_PER_HOUR = env.int("DEVBENCH_CREATE_LIMIT_PER_HOUR", default=10)
+# The built-in "local" host: the bundled agent in simulated mode, no hypervisor or sshd needed.
+DEVBENCH_LOCAL_HOST = env.bool("DEVBENCH_LOCAL_HOST", default=True)
+DEVBENCH_LOCAL_HOST_CAPACITY = env.int("DEVBENCH_LOCAL_HOST_CAPACITY", default=20)
+DEVBENCH_LOCAL_AGENT_CONFIG = Path(
+    env.str("DEVBENCH_LOCAL_AGENT_CONFIG", default=str(VAR_DIR / "local-agent.conf"))
+)
+DEVBENCH_LOCAL_STEP_DELAY = env.float("DEVBENCH_LOCAL_STEP_DELAY", default=0.4)
+# The account name inside VMs for users' SSH configs; empty means the DevBench username.
+DEVBENCH_VM_USERNAME = env.str("DEVBENCH_VM_USERNAME", default="")
+DEVBENCH_STATUS_TIMEOUT = env.int("DEVBENCH_STATUS_TIMEOUT", default=60)
+DEVBENCH_STATUS_SYNC_SECONDS = env.int("DEVBENCH_STATUS_SYNC_SECONDS", default=60)
+DEVBENCH_STALE_JOB_MARGIN = env.int("DEVBENCH_STALE_JOB_MARGIN", default=120)
+DEVBENCH_QUEUED_JOB_TTL = env.int("DEVBENCH_QUEUED_JOB_TTL", default=3600)
+CELERY_BEAT_SCHEDULE["bench-status-sync"] = {
+    "task": "benches.tasks.sync_statuses",
+    "schedule": float(DEVBENCH_STATUS_SYNC_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["bench-stale-job-sweep"] = {
+    "task": "benches.tasks.sweep_stale_jobs",
+    "schedule": 60.0,
+}
 
 # --- Session hosts on Kubernetes (sessionhosts app) -------------------------------------------
+# Kubernetes access (docs/kubernetes.md): a kubeconfig file, else the in-cluster service account.
+# With neither, the session-host endpoints answer 503 and the rest of DevBench works as before.
+DEVBENCH_KUBECONFIG = env.str("DEVBENCH_KUBECONFIG", default="") or env.str("KUBECONFIG", default="").split(":")[0]
+DEVBENCH_KUBE_CONTEXT = env.str("DEVBENCH_KUBE_CONTEXT", default="")
+DEVBENCH_KUBE_IN_CLUSTER = env.bool("DEVBENCH_KUBE_IN_CLUSTER", default="KUBERNETES_SERVICE_HOST" in env)
+DEVBENCH_KUBE_TIMEOUT_SECONDS = env.float("DEVBENCH_KUBE_TIMEOUT_SECONDS", default=10.0)
+# What each user's session host is made of.
+DEVBENCH_SESSIONHOST_IMAGE = env.str("DEVBENCH_SESSIONHOST_IMAGE", default="ghcr.io/devbench/session-host:latest")
+DEVBENCH_SESSIONHOST_IMAGE_PULL_POLICY = env.str("DEVBENCH_SESSIONHOST_IMAGE_PULL_POLICY", default="IfNotPresent")
+DEVBENCH_SESSIONHOST_PORT = env.int("DEVBENCH_SESSIONHOST_PORT", default=8080)
+DEVBENCH_SESSIONHOST_DOMAIN = env.str("DEVBENCH_SESSIONHOST_DOMAIN", default="devbench.example.com")
+DEVBENCH_SESSIONHOST_CLUSTER_ISSUER = env.str("DEVBENCH_SESSIONHOST_CLUSTER_ISSUER", default="letsencrypt")
+DEVBENCH_SESSIONHOST_INGRESS_CLASS = env.str("DEVBENCH_SESSIONHOST_INGRESS_CLASS", default="")
+DEVBENCH_SESSIONHOST_STORAGE_CLASS = env.str("DEVBENCH_SESSIONHOST_STORAGE_CLASS", default="")
+DEVBENCH_SESSIONHOST_HOME_SIZE = env.str("DEVBENCH_SESSIONHOST_HOME_SIZE", default="10Gi")
+DEVBENCH_SESSIONHOST_WORKSPACE_SIZE = env.str("DEVBENCH_SESSIONHOST_WORKSPACE_SIZE", default="20Gi")
+DEVBENCH_SESSIONHOST_NAMESPACE_PREFIX = env.str("DEVBENCH_SESSIONHOST_NAMESPACE_PREFIX", default="devbench-")
+DEVBENCH_SESSIONHOST_CPU_REQUEST = env.str("DEVBENCH_SESSIONHOST_CPU_REQUEST", default="250m")
+DEVBENCH_SESSIONHOST_MEMORY_REQUEST = env.str("DEVBENCH_SESSIONHOST_MEMORY_REQUEST", default="512Mi")
+DEVBENCH_SESSIONHOST_CPU_LIMIT = env.str("DEVBENCH_SESSIONHOST_CPU_LIMIT", default="2")
+DEVBENCH_SESSIONHOST_MEMORY_LIMIT = env.str("DEVBENCH_SESSIONHOST_MEMORY_LIMIT", default="4Gi")
+DEVBENCH_SESSIONHOST_RUN_AS_USER = env.int("DEVBENCH_SESSIONHOST_RUN_AS_USER", default=1000)
+DEVBENCH_SESSIONHOST_SERVICE_ACCOUNT = env.str("DEVBENCH_SESSIONHOST_SERVICE_ACCOUNT", default="")
+# Drift repair of every session host by Celery beat (one LIST per kind).
+DEVBENCH_SESSIONHOST_RESYNC_SECONDS = env.int("DEVBENCH_SESSIONHOST_RESYNC_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE["sessionhost-resync"] = {
+    "task": "sessionhosts.tasks.resync_session_hosts",
+    "schedule": DEVBENCH_SESSIONHOST_RESYNC_SECONDS,
+    "options": {"expires": DEVBENCH_SESSIONHOST_RESYNC_SECONDS},
+}

@@ -1,0 +1,147 @@
+"""Hosts, benches and jobs (with their logs) in the admin panel; actions call the services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils.html import format_html
+
+from devbench_site.errors import DomainError
+
+from . import selectors, services
+from .models import DevBench, Host, Job
+from .provisioning import host_keys
+
+
+class HostForm(forms.ModelForm):
+    private_key = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        help_text="Paste a private key to store it encrypted (it is never shown again). "
+        "Leave empty to keep the stored key or use the identity file.",
+    )
+
+    class Meta:
+        model = Host
+        fields = ["name", "kind", "address", "port", "username", "identity_file", "private_key", "script_path",
+                  "public_host", "jump_host", "capacity", "enabled", "host_key", "command_timeout"]
+
+    def clean_private_key(self) -> str:
+        text = self.cleaned_data.get("private_key", "").strip()
+        if text:
+            try:
+                host_keys.parse_private_key(text + "\n")
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return text
+
+    def save(self, commit=True):
+        host = super().save(commit=False)
+        if self.cleaned_data.get("private_key"):
+            host.private_key_encrypted = host_keys.encrypt_private_key(self.cleaned_data["private_key"] + "\n")
+        if commit:
+            host.save()
+        return host
+
+
+@admin.register(Host)
+class HostAdmin(admin.ModelAdmin):
+    form = HostForm
+    list_display = ("name", "kind", "address", "port", "username", "enabled", "capacity", "bench_count", "pinned")
+    list_filter = ("enabled", "kind")
+    search_fields = ("name", "address", "public_host")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(bench_count=Count("benches"))
+
+    @admin.display(description="Benches", ordering="bench_count")
+    def bench_count(self, host: Host) -> int:
+        return host.bench_count
+
+    @admin.display(description="Host key pinned", boolean=True)
+    def pinned(self, host: Host) -> bool:
+        return bool(host.host_key.strip()) or host.kind == Host.Kind.LOCAL
+
+
+class JobInline(admin.TabularInline):
+    model = Job
+    fields = ("command", "state", "exit_code", "requested_by", "created_at", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(DevBench)
+class DevBenchAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "host", "status", "ssh_info", "vnc_info", "actual_name", "updated_at")
+    list_filter = ("status", "host")
+    search_fields = ("name", "actual_name", "user__username")
+    list_select_related = ("user", "host")
+    readonly_fields = (
+        "actual_name", "status", "ssh_info", "vnc_info", "vm_ip", "last_error", "created_at", "updated_at"
+    )
+    fields = ("user", "host", "name", *readonly_fields)
+    inlines = [JobInline]
+    actions = ["check_status", "delete_benches"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # benches are created by their users (or the API), which runs the create job
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting goes through the remote delete: use the "Delete" action
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("user", "host", "name", *self.readonly_fields)
+
+    @admin.action(description="Check status now")
+    def check_status(self, request, queryset) -> None:
+        for bench in queryset.select_related("host", "user"):
+            status = services.check_status(bench=bench, actor=request.user)
+            self.message_user(request, f"{bench}: {status}")
+
+    @admin.action(description="Delete (remote delete first, row removed when it succeeds)")
+    def delete_benches(self, request, queryset) -> None:
+        for bench in queryset:
+            try:
+                services.delete_bench(bench=bench, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{bench}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{bench}: delete queued")
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "command", "vm_name", "bench_name", "owner", "requested_by", "state", "exit_code",
+                    "created_at", "finished_at")
+    list_filter = ("state", "command", "host")
+    search_fields = ("vm_name", "bench_name", "owner__username")
+    list_select_related = ("owner", "requested_by")
+    readonly_fields = ("bench", "original_bench_id", "bench_name", "vm_name", "owner", "requested_by", "host",
+                       "command", "state", "exit_code", "error", "last_seq", "cancel_requested_at", "created_at",
+                       "started_at", "finished_at", "log")
+    actions = ["cancel_jobs"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # jobs are the audit trail
+
+    @admin.display(description="Log")
+    def log(self, job: Job) -> str:
+        return format_html('<pre class="devbench-job-log">{}</pre>', selectors.stored_log_text(job))
+
+    @admin.action(description="Cancel")
+    def cancel_jobs(self, request, queryset) -> None:
+        for job in queryset:
+            try:
+                services.cancel_job(job=job, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"Job {job.pk}: {exc.message}", messages.ERROR)

@@ -1,0 +1,179 @@
+"""Hosts, benches, jobs and their streamed output.
+
+A bench row is never dropped while its VM may exist: delete keeps it (status ``deleting``) until
+the remote delete succeeded. Jobs outlive their bench (``bench`` becomes NULL, the names stay),
+so they remain the audit trail of who ran what, when, with which exit code.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+BENCH_NAME_MAX_LENGTH = 48
+bench_name_validator = RegexValidator(
+    regex=r"\A[a-zA-Z0-9_-]+\Z",
+    message="Invalid DevBench name. Use only letters, numbers, hyphens and underscores.",
+    code="invalid_bench_name",
+)
+
+
+class Host(models.Model):
+    """A hypervisor host reached over SSH (or the built-in ``local`` host, run in-process)."""
+
+    class Kind(models.TextChoices):
+        SSH = "ssh", "SSH"
+        LOCAL = "local", "Local simulator"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.SSH)
+    address = models.CharField(max_length=255, blank=True, help_text="Host name or IP address for SSH.")
+    port = models.PositiveIntegerField(default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    username = models.CharField(max_length=64, blank=True)
+    identity_file = models.CharField(max_length=500, blank=True, help_text="Path of a private key file.")
+    private_key_encrypted = models.TextField(
+        blank=True, editable=False, help_text="A private key stored encrypted with the site's secret key."
+    )
+    script_path = models.CharField(max_length=500, help_text="The provision script on the host.")
+    public_host = models.CharField(
+        max_length=255, blank=True, help_text="The name users connect to; defaults to the address."
+    )
+    jump_host = models.CharField(max_length=255, blank=True, help_text="ProxyJump for users' SSH configs.")
+    capacity = models.PositiveIntegerField(default=10, help_text="Maximum number of benches.")
+    enabled = models.BooleanField(default=True)
+    host_key = models.TextField(
+        blank=True,
+        help_text="Pinned host key(s), one 'type base64' per line. Empty: pinned on first connection.",
+    )
+    command_timeout = models.PositiveIntegerField(default=1800, help_text="Seconds before a command times out.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def connect_name(self) -> str:
+        return self.public_host or self.address or "localhost"
+
+
+class DevBench(models.Model):
+    """A user's VM on a host."""
+
+    class Status(models.TextChoices):
+        CREATING = "creating"
+        ACTIVE = "active"
+        INACTIVE = "inactive"
+        ERROR = "error"
+        DELETING = "deleting"
+        UNKNOWN = "unknown"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="benches")
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="benches")
+    name = models.CharField(max_length=BENCH_NAME_MAX_LENGTH, validators=[bench_name_validator])
+    actual_name = models.CharField(
+        max_length=100, blank=True, help_text="The VM's name on the host, set when creation starts there."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATING)
+    ssh_info = models.CharField(max_length=16, blank=True, help_text="SSH port on the host.")
+    vnc_info = models.CharField(max_length=16, blank=True, help_text="VNC port on the host.")
+    vm_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "DevBench"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="benches_devbench_unique_name_per_user"),
+        ]
+        indexes = [models.Index(fields=["host", "status"])]
+
+    def __str__(self) -> str:
+        return self.actual_name or f"{self.user_id}:{self.name}"
+
+
+class Job(models.Model):
+    """One run of a remote command for a bench, with its output as ordered chunks."""
+
+    class Command(models.TextChoices):
+        CREATE = "create"
+        STATUS = "status"
+        ACTIVATE = "activate"
+        START = "start"
+        STOP = "stop"
+        DELETE = "delete"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        TIMED_OUT = "timed_out"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+
+    bench = models.ForeignKey(DevBench, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs")
+    original_bench_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The bench's id, kept after the bench is deleted."
+    )
+    bench_name = models.CharField(max_length=BENCH_NAME_MAX_LENGTH)
+    vm_name = models.CharField(max_length=100, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="owned_jobs"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="requested_jobs",
+        help_text="Who asked; empty for the periodic status sync.",
+    )
+    host = models.ForeignKey(Host, on_delete=models.SET_NULL, null=True, related_name="jobs")
+    command = models.CharField(max_length=16, choices=Command.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    last_seq = models.PositiveIntegerField(default=0, help_text="Sequence number of the last stored chunk.")
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["bench", "-created_at"]),
+            models.Index(fields=["state", "started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.command} {self.vm_name or self.bench_name} (#{self.pk})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state not in self.ACTIVE_STATES
+
+
+class JobChunk(models.Model):
+    """A piece of a job's output, stored before it is sent to browsers."""
+
+    class Stream(models.TextChoices):
+        STDOUT = "stdout"
+        STDERR = "stderr"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    stream = models.CharField(max_length=6, choices=Stream.choices, default=Stream.STDOUT)
+    data = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="benches_jobchunk_unique_seq")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} chunk {self.seq}"

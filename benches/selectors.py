@@ -1,0 +1,62 @@
+"""Bench reads, shaped to avoid N+1 queries."""
+
+from __future__ import annotations
+
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+
+from accounts.models import User
+from devbench_site.errors import NotFound
+
+from .models import DevBench, Host, Job, JobChunk
+from .provisioning import messages
+
+
+def benches_for(user: User) -> QuerySet[DevBench]:
+    """The user's benches with their host and the id of their latest job (one query)."""
+    latest_job = Job.objects.filter(bench=OuterRef("pk")).order_by("-created_at", "-id").values("pk")[:1]
+    return (
+        DevBench.objects.filter(user=user)
+        .select_related("host")
+        .annotate(latest_job_id=Subquery(latest_job))
+        .order_by("created_at", "id")
+    )
+
+
+def bench_for_owner(user: User, bench_id: int) -> DevBench:
+    """The user's bench, or NotFound (another user's bench is not found either)."""
+    bench = DevBench.objects.select_related("host", "user").filter(pk=bench_id, user=user).first()
+    if bench is None:
+        raise NotFound("DevBench not found")
+    return bench
+
+
+def job_for_owner(user: User, job_id: int) -> Job:
+    job = Job.objects.filter(pk=job_id, owner=user).first()
+    if job is None:
+        raise NotFound("Job not found")
+    return job
+
+
+def latest_job(bench_id: int, owner: User) -> Job | None:
+    return Job.objects.filter(original_bench_id=bench_id, owner=owner).order_by("-created_at", "-id").first()
+
+
+def job_log_after(job: Job, seq: int, limit: int | None = None) -> QuerySet[JobChunk]:
+    """The job's stored chunks after ``seq``, in order."""
+    chunks = JobChunk.objects.filter(job=job, seq__gt=seq).order_by("seq")
+    return chunks[:limit] if limit else chunks
+
+
+def stored_log_text(job: Job) -> str:
+    """A job's whole stored log as one text (stderr with its ``ERROR: `` prefix)."""
+    return "".join(messages.chunk_text(chunk) for chunk in job_log_after(job, 0))
+
+
+def jobs_with_log(queryset: QuerySet[Job]) -> QuerySet[Job]:
+    return queryset.prefetch_related(Prefetch("chunks", queryset=JobChunk.objects.order_by("seq")))
+
+
+def hosts_with_usage() -> list[Host]:
+    from django.db.models import Count
+
+    return list(Host.objects.annotate(bench_count=Count("benches")).order_by("name"))
