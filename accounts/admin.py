@@ -43,6 +43,13 @@ class UserAdmin(DjangoUserAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def get_deleted_objects(self, objs, request):
+        """Benches and session hosts protect the user row so that none vanishes while its VM or
+        namespace may exist; deleting goes through ``services.delete_user``, which removes them
+        first. So they do not block the confirmation page."""
+        deleted, model_count, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, perms_needed, []
+
     def delete_model(self, request, obj) -> None:
         self._delete_users(request, [obj])
 

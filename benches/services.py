@@ -473,8 +473,14 @@ def _apply_outcome(job: Job, bench: DevBench, result: CommandResult | None, stat
             bench.last_error = ""
         else:
             bench.status, bench.last_error = Status.UNKNOWN, reason
-    bench.save(update_fields=fields)
+    _save_bench_fields(bench, fields)
     return False
+
+
+def _save_bench_fields(bench: DevBench, fields: list[str]) -> None:
+    """Store some of a bench's fields; a row deleted meanwhile is left alone, not an error."""
+    bench.updated_at = timezone.now()
+    DevBench.objects.filter(pk=bench.pk).update(**{name: getattr(bench, name) for name in fields})
 
 
 def _fail_lost_job(job: Job) -> None:
@@ -488,7 +494,7 @@ def _fail_lost_job(job: Job) -> None:
     if bench is not None and job.command in MUTATING_COMMANDS:
         bench.status = Status.ERROR if job.command in (Command.CREATE, Command.DELETE) else Status.UNKNOWN
         bench.last_error = WORKER_LOST_MESSAGE
-        bench.save(update_fields=["status", "last_error", "updated_at"])
+        _save_bench_fields(bench, ["status", "last_error", "updated_at"])
         outgoing.append(messages.status_update(bench, job=job))
     _publish(job.owner_id, outgoing)
 

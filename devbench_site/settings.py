@@ -97,7 +97,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     # A file, not memory: the live-server tests share it with Daphne and worker processes.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-devbench.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("DEVBENCH_TEST_DATABASE_NAME", default=str(VAR_DIR / "test-devbench.sqlite3"))
+    }
 else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -261,6 +263,8 @@ DEVBENCH_SESSIONHOST_PORT = env.int("DEVBENCH_SESSIONHOST_PORT", default=8080)
 DEVBENCH_SESSIONHOST_DOMAIN = env.str("DEVBENCH_SESSIONHOST_DOMAIN", default="devbench.example.com")
 DEVBENCH_SESSIONHOST_CLUSTER_ISSUER = env.str("DEVBENCH_SESSIONHOST_CLUSTER_ISSUER", default="letsencrypt")
 DEVBENCH_SESSIONHOST_INGRESS_CLASS = env.str("DEVBENCH_SESSIONHOST_INGRESS_CLASS", default="")
+# Controller-specific ingress annotations as JSON, e.g. {"nginx.ingress.kubernetes.io/proxy-read-timeout": "3600"}
+DEVBENCH_SESSIONHOST_INGRESS_ANNOTATIONS = env.json("DEVBENCH_SESSIONHOST_INGRESS_ANNOTATIONS", default={})
 DEVBENCH_SESSIONHOST_STORAGE_CLASS = env.str("DEVBENCH_SESSIONHOST_STORAGE_CLASS", default="")
 DEVBENCH_SESSIONHOST_HOME_SIZE = env.str("DEVBENCH_SESSIONHOST_HOME_SIZE", default="10Gi")
 DEVBENCH_SESSIONHOST_WORKSPACE_SIZE = env.str("DEVBENCH_SESSIONHOST_WORKSPACE_SIZE", default="20Gi")

@@ -9,22 +9,9 @@ from django.test import Client
 
 from accounts import services as account_services
 
+pytest_plugins = ["tests.sshd", "tests.bench_fixtures", "tests.live_stack"]
+
 STRONG_PASSWORD = "Sturdy-Passw0rd!"
-_embedded = None
-
-
-def pytest_sessionstart(session):
-    """Start the embedded Valkey once for the run when no REDIS_URL names a server."""
-    global _embedded
-    if settings.EMBEDDED_VALKEY:
-        from devbench_site import embedded_valkey
-
-        _embedded = embedded_valkey.start(settings.EMBEDDED_VALKEY_SOCKET, settings.VAR_DIR / "valkey")
-
-
-def pytest_sessionfinish(session, exitstatus):
-    if _embedded is not None:
-        _embedded.stop()
 
 
 @pytest.fixture

@@ -224,7 +224,7 @@ class SSHTransport(Transport):
         self._connect_lock = threading.Lock()
         self.learned_host_key: str | None = None
 
-    def _new_connection(self) -> Connection:
+    def _new_connection(self) -> tuple[Connection, host_keys.PinnedHostKeyPolicy]:
         host = self.host
         connect_kwargs: dict = {
             "look_for_keys": False,
@@ -249,8 +249,7 @@ class SSHTransport(Transport):
             client.get_host_keys().add(host_keys.known_hosts_name(host), key.get_name(), key)
         client.set_missing_host_key_policy(policy)
         connection.client = client
-        connection.devbench_policy = policy
-        return connection
+        return connection, policy
 
     def connect(self) -> None:
         with self._connect_lock:
@@ -264,7 +263,7 @@ class SSHTransport(Transport):
             self.close()
         last_error: Exception | None = None
         for attempt in range(CONNECT_ATTEMPTS):
-            connection = self._new_connection()
+            connection, policy = self._new_connection()
             try:
                 connection.open()
             except paramiko.BadHostKeyException as exc:
@@ -280,7 +279,7 @@ class SSHTransport(Transport):
                     time.sleep(CONNECT_BACKOFF_SECONDS * (2**attempt))
                 continue
             self._connection = connection
-            self.learned_host_key = connection.devbench_policy.learned
+            self.learned_host_key = policy.learned
             return
         raise TransportError(
             f"Could not connect to host {self.host.name} ({self.host.address}:{self.host.port}) "

@@ -1,0 +1,36 @@
+"""A pytest plugin (loaded with ``-p`` before Django's settings) that keeps test sessions apart:
+without REDIS_URL, each session gets its own embedded Valkey on a private unix socket, and a
+SQLite test database gets a private file, so concurrent test runs and a running ``make run``
+never share (or stop, or drop) each other's servers and data. Subprocesses the tests start
+(Daphne, Celery workers) inherit the environment and use the same ones."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_OWN_DIR: str | None = None
+_server = None
+
+_SESSION_DIR = tempfile.mkdtemp(prefix="devbench-test-")
+os.environ.setdefault("DEVBENCH_TEST_DATABASE_NAME", os.path.join(_SESSION_DIR, "test-devbench.sqlite3"))
+if not os.environ.get("REDIS_URL"):
+    _OWN_DIR = _SESSION_DIR
+    os.environ["REDIS_URL"] = f"unix://{_OWN_DIR}/valkey.sock?db=0"
+
+
+def pytest_configure(config):
+    global _server
+    if _OWN_DIR is None or _server is not None:
+        return
+    from devbench_site import embedded_valkey
+
+    _server = embedded_valkey.start(Path(_OWN_DIR) / "valkey.sock", Path(_OWN_DIR))
+
+
+def pytest_unconfigure(config):
+    global _server
+    if _server is not None:
+        _server.stop()
+        _server = None
