@@ -9,7 +9,12 @@ from django.test import Client
 
 from accounts import services as account_services
 
-pytest_plugins = ["tests.sshd", "tests.bench_fixtures", "tests.live_stack"]
+pytest_plugins = [
+    "tests.sshd",
+    "tests.k8s_emulator",
+    "tests.bench_fixtures",
+    "tests.live_stack",
+]
 
 STRONG_PASSWORD = "Sturdy-Passw0rd!"
 
