@@ -38,6 +38,18 @@ class KubernetesAPIError(DomainError):
     http_status = 500
 
 
+class KubernetesAPIUnavailable(KubernetesAPIError):
+    """A failure worth retrying: the API server answered 429/5xx, or nothing within the timeout.
+
+    Everything DevBench does on the cluster starts by reading, so repeating it later is safe even
+    when the failed request was a write that the server applied before failing.
+    """
+
+
+# Status codes of an API server that is overloaded or failing, not of a request it refuses.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
 def _api_message(exc: ApiException) -> str:
     """The ``message`` of the API server's Status body, else the HTTP reason."""
     try:
@@ -47,6 +59,21 @@ def _api_message(exc: ApiException) -> str:
     if isinstance(body, dict) and body.get("message"):
         return str(body["message"])
     return str(exc.reason or "no reason given")
+
+
+def _no_answer(exc: Exception, timeout: float) -> str:
+    """Why a request got no HTTP answer, in words (no object reprs, no traceback)."""
+    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError subclass
+        reason = cause.__cause__ if isinstance(cause.__cause__, OSError) else None
+        return f"cannot connect: {(reason and reason.strerror) or str(cause).split('>: ', 1)[-1]}"
+    if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+        return f"no connection within {timeout:g} s"
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(cause, urllib3.exceptions.ProtocolError):
+        return "the connection was closed before the answer was complete"
+    return f"{type(cause).__name__}: {cause}"
 
 
 def _describe(kind: str, namespace: str | None, name: str | None) -> str:
@@ -114,15 +141,21 @@ class Cluster:
         }
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Run one request and decode its JSON; ApiException passes through for the caller to judge."""
+        """Run one request and decode its JSON; ApiException passes through for the caller to judge.
+
+        Bounded: ``timeout`` covers connecting and reading (body included), and the client makes no
+        hidden retries (see ``_without_retries``), so one call never takes much longer than it.
+        """
         try:
             response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            data = response.data  # not preloaded: a body that stalls times out here
         except ApiException:
             raise
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             host = self.api_client.configuration.host
-            raise KubernetesAPIError(f"Kubernetes API server {host} unreachable ({what}): {exc}") from exc
-        data = response.data
+            raise KubernetesAPIUnavailable(
+                f"Kubernetes API server {host} unreachable ({what}): {_no_answer(exc, self.timeout)}"
+            ) from exc
         try:
             return json.loads(data) if data else {}
         except ValueError as exc:
@@ -130,7 +163,8 @@ class Cluster:
 
     @staticmethod
     def _failed(verb: str, what: str, exc: ApiException) -> KubernetesAPIError:
-        return KubernetesAPIError(f"Kubernetes API error: cannot {verb} {what}: {exc.status} {_api_message(exc)}")
+        error = KubernetesAPIUnavailable if exc.status in TRANSIENT_STATUSES else KubernetesAPIError
+        return error(f"Kubernetes API error: cannot {verb} {what}: {exc.status} {_api_message(exc)}")
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The live object, or None when it does not exist."""
@@ -184,17 +218,31 @@ def _kubeconfig_path() -> str:
     return settings.DEVBENCH_KUBECONFIG or ""
 
 
+def _without_retries(configuration: k8s.Configuration) -> k8s.ApiClient:
+    """The client, with urllib3's own retries off.
+
+    By default urllib3 retries a GET three times after a read timeout, so one call to a server that
+    never answers took four timeouts. Retrying is DevBench's decision (the Celery tasks, with backoff).
+    """
+    configuration.retries = False
+    return k8s.ApiClient(configuration)
+
+
 @functools.lru_cache(maxsize=4)
 def _client_from_kubeconfig(path: str, context: str | None, _mtime_ns: int) -> k8s.ApiClient:
     # Keyed on the file's mtime too: an edited kubeconfig takes effect without a restart.
-    return k8s_config.new_client_from_config(config_file=path, context=context, persist_config=False)
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(
+        config_file=path, context=context, client_configuration=configuration, persist_config=False
+    )
+    return _without_retries(configuration)
 
 
 @functools.lru_cache(maxsize=1)
 def _client_in_cluster() -> k8s.ApiClient:
     configuration = k8s.Configuration()
     k8s_config.load_incluster_config(client_configuration=configuration)
-    return k8s.ApiClient(configuration)
+    return _without_retries(configuration)
 
 
 def api_client() -> k8s.ApiClient | None:

@@ -1,7 +1,8 @@
 """Applying the manifests: create-or-get for one user, and the LIST-based resync of all of them.
 
 Create-or-get reads first and writes only what is missing, so a repeat call makes no write; a 409
-on create means another caller won the race, which is success. The resync makes one LIST per kind
+on create means another caller won the race, which is success once a GET shows the winner's object
+(a 409 for an object that is not there is followed by a new create). The resync makes one LIST per kind
 (label ``app.kubernetes.io/managed-by=devbench``, all namespaces) and decides from those lists what
 to recreate: a deleted PVC or Service comes back, a Failed pod is deleted and created anew.
 """
@@ -17,12 +18,16 @@ from devbench_site.errors import DomainError, Unavailable
 
 from . import manifests
 from .config import SessionHostConfig
-from .kube import KINDS, Cluster
+from .kube import KINDS, Cluster, KubernetesAPIUnavailable
 from .status import SessionHostStatus, pod_is_dead, status_from
 
 logger = logging.getLogger(__name__)
 
 ObjectKey = tuple[str, str, str]  # (kind, namespace or "", name)
+
+# Creates answered 409 while a GET finds nothing (the winner's object deleted again at once) before
+# create-or-get gives up on an object for this call.
+CREATE_ATTEMPTS = 3
 
 
 class NamespaceTerminating(Unavailable):
@@ -64,20 +69,37 @@ def _apply(
         current = None
     if current is not None:
         return current
-    created = cluster.create(manifest)
-    if created is not None:
-        outcome.created.append(_label(kind, namespace, name))
-        return created
-    if kind in ("Pod", "Certificate"):
-        return cluster.get(kind, namespace, name)  # lost a race: read what the winner created
-    return None
+    return _create_or_get(cluster, manifest, outcome)
+
+
+def _create_or_get(cluster: Cluster, manifest: manifests.Manifest, outcome: Outcome) -> dict[str, Any]:
+    """Create the object; on 409 (someone else created it first) read and return theirs.
+
+    A 409 followed by a 404 means the object went again (or the 409 was wrong): create again, a
+    bounded number of times, so that the call never ends with an object silently missing.
+    """
+    kind, namespace, name = _key(manifest)
+    for _attempt in range(CREATE_ATTEMPTS):
+        created = cluster.create(manifest)
+        if created is not None:
+            outcome.created.append(_label(kind, namespace, name))
+            return created
+        existing = cluster.get(kind, namespace, name)  # lost a race: read what the winner created
+        if existing is not None:
+            return existing
+        logger.warning("create %s answered 409 but it does not exist; creating it again", _label(kind, namespace, name))
+    raise KubernetesAPIUnavailable(
+        f"Kubernetes API error: cannot create {_label(kind, namespace, name)}: answered 409 AlreadyExists "
+        f"{CREATE_ATTEMPTS} times while a GET finds nothing"
+    )
 
 
 def ensure(cluster: Cluster, config: SessionHostConfig, username: str) -> Outcome:
     """Create-or-get every object of the user's session host; return the resulting status.
 
     Requests: with everything in place, one GET per object and no write; on first use, one GET
-    (the namespace: nothing can exist in a namespace that does not) and one POST per object.
+    (the namespace: nothing can exist in a namespace that does not) and one POST per object; each
+    409 adds a GET of the object someone else created.
     """
     namespace_manifest, *namespaced = manifests.make_all(config, username)
     namespace = config.namespace_for(username)
@@ -85,8 +107,9 @@ def ensure(cluster: Cluster, config: SessionHostConfig, username: str) -> Outcom
     live_namespace = cluster.get("Namespace", None, namespace)
     if _terminating(live_namespace):
         raise NamespaceTerminating(f"namespace {namespace} is being deleted; try again once it is gone")
-    if live_namespace is None:
-        _apply(cluster, namespace_manifest, None, outcome)
+    if live_namespace is None and _terminating(_apply(cluster, namespace_manifest, None, outcome)):
+        # Our GET said 404, the create 409: it is back, and already going again.
+        raise NamespaceTerminating(f"namespace {namespace} is being deleted; try again once it is gone")
     live: dict[str, dict[str, Any] | None] = {}
     for manifest in namespaced:
         kind, name = manifest["kind"], manifest["metadata"]["name"]

@@ -117,6 +117,15 @@ def delete_session_host(*, user: User) -> bool:
     While the namespace terminates (or Kubernetes is unreachable) the record stays in state
     ``deleting`` and protects the user row; the resync finishes the job.
     """
+    try:
+        return _delete_namespace_of(user)
+    except DomainError as exc:
+        logger.warning("namespace of %s not deleted yet: %s", user.username, exc.message)
+        return False
+
+
+def _delete_namespace_of(user: User) -> bool:
+    """``delete_session_host``, raising the Kubernetes failure (recorded on the row) for the caller."""
     host = selectors.session_host_for(user)
     if host is None:
         return True
@@ -124,9 +133,8 @@ def delete_session_host(*, user: User) -> bool:
     try:
         gone = reconcile.delete_namespace(_cluster(), SessionHostConfig.from_settings(), user.username)
     except DomainError as exc:
-        logger.warning("namespace of %s not deleted yet: %s", user.username, exc.message)
         _record_error(host, exc.message)
-        return False
+        raise
     if not gone:
         SessionHost.objects.filter(pk=host.pk).update(last_checked_at=timezone.now(), last_error="")
         logger.info("namespace of %s is terminating; the record stays until it is gone", user.username)
@@ -142,10 +150,14 @@ def _being_deleted(host: SessionHost) -> bool:
 
 
 def reconcile_session_host(*, user: User) -> SessionHostStatus | None:
-    """Bring one user's session host to what it should be: ensured, or deleted (with the user)."""
+    """Bring one user's session host to what it should be: ensured, or deleted (with the user).
+
+    Raises ``KubernetesAPIError`` when the API server fails (``KubernetesAPIUnavailable`` when a
+    later attempt may succeed), the error recorded on the ``SessionHost`` row.
+    """
     host = selectors.session_host_for(user)
     if user.deletion_requested_at is not None or (host is not None and _being_deleted(host)):
-        if delete_session_host(user=user):
+        if _delete_namespace_of(user):
             account_services.purge_user_if_released(user)
         return None
     if not user.is_active:

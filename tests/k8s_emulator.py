@@ -11,7 +11,9 @@ talks to a cluster. The subclass here adds what a real API server does and kmock
 
 Fixtures: ``kube_emulator_server`` (session: one server) and ``kube`` (per test: emptied, with
 DevBench's settings pointed at it). ``kube.calls`` is the request log, ``kube.writes()`` the
-non-GET part of it. ``python -m tests.k8s_emulator`` runs it standalone (see docs/kubernetes.md).
+non-GET part of it. ``kube.faults`` makes the server fail as real ones do (an error Status instead
+of the answer, the error after applying the write, or no answer at all; see ``Faults``).
+``python -m tests.k8s_emulator`` runs it standalone (see docs/kubernetes.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import datetime
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -99,11 +102,61 @@ def _selector_matches(obj: dict[str, Any], selector: str) -> bool:
     return True
 
 
+# --- fault injection ----------------------------------------------------------------------------
+
+REASONS = {409: "AlreadyExists", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
+HANG_LIMIT_SECONDS = 60.0  # a hung request is dropped at the latest then (or when the test ends)
+
+
+@dataclass
+class Fault:
+    """How to answer the next ``count`` requests whose method is ``method`` and path matches ``path``."""
+
+    method: str
+    path: re.Pattern[str]
+    count: int
+    status: int = 500
+    message: str = ""
+    commit: bool = False  # apply the request first (the write happens), then answer the error
+    hang: bool = False  # never answer; the request is dropped unapplied when released
+
+    def error(self, request: kmock.Request) -> kmock.KubernetesError:
+        message = self.message
+        if not message and self.status == 409:
+            name = ((request.data or {}).get("metadata") or {}).get("name") if isinstance(request.data, dict) else None
+            message = f'{request.resource.plural if request.resource else "object"} "{name}" already exists'
+        return kmock.KubernetesError(
+            status=self.status, reason=REASONS.get(self.status, "Error"), message=message or "injected failure"
+        )
+
+
 @attrs.define(kw_only=True)
 class DevBenchKubeEmulator(kmock.KubernetesEmulator):
     calls: list[Call] = attrs.field(factory=list, init=False)
     refusals: dict[tuple[str, str], tuple[int, str]] = attrs.field(factory=dict, init=False)
+    faults: list[Fault] = attrs.field(factory=list, init=False)
+    released: asyncio.Event | None = attrs.field(default=None, init=False)  # set: hung requests end
     auto_ready: bool = False  # standalone demo: pods Running+Ready, certificates Ready, at once
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.count > 0 and fault.method == method and fault.path.search(path):
+                fault.count -= 1
+                return fault
+        return None
+
+    def release_hung(self) -> None:
+        if self.released is not None:
+            self.released.set()
+        self.released = None
+
+    async def _hang(self) -> None:
+        if self.released is None:
+            self.released = asyncio.Event()
+        try:
+            await asyncio.wait_for(self.released.wait(), timeout=HANG_LIMIT_SECONDS)
+        except TimeoutError:
+            pass
 
     def _live(self, plural: str, namespace: str | None, name: str) -> Any:
         key = (kmock.resource(RESOURCES[plural]), namespace, name)
@@ -158,6 +211,18 @@ class DevBenchKubeEmulator(kmock.KubernetesEmulator):
             self._requests.remove(request)
 
     async def _serve(self, request: kmock.Request) -> Any:
+        fault = self._take_fault(str(request.method.value), request.url.path)
+        if fault is not None and fault.hang:
+            await self._hang()
+            raise kmock.KubernetesError(status=504, reason="Timeout", message="hung request released unapplied")
+        if fault is not None and not fault.commit:
+            raise fault.error(request)
+        response = await self._serve_normally(request)
+        if fault is not None:  # commit: applied, and yet the client hears an error
+            raise fault.error(request)
+        return response
+
+    async def _serve_normally(self, request: kmock.Request) -> Any:
         refusal = self.refusals.get((str(request.method.value), request.url.path))
         if refusal is not None:
             raise kmock.KubernetesError(status=refusal[0], reason="Refused", message=refusal[1])
@@ -188,6 +253,45 @@ class DevBenchKubeEmulator(kmock.KubernetesEmulator):
         return body
 
 
+class Faults:
+    """Make the next matching requests fail, as an API server under trouble does.
+
+    ``method`` is exact (``"POST"``); ``path`` a regular expression searched in the URL path
+    (``r"/pods$"``, ``r"^/api/v1/pods$"`` for the LIST). Every request is still logged in
+    ``kube.calls``. Rules are consumed in the order given; ``kube.reset()`` clears them.
+    """
+
+    def __init__(self, kube: KubeEmulator):
+        self._kube = kube
+
+    def _add(self, fault: Fault) -> None:
+        self._kube._run(lambda: self._kube.emulator.faults.append(fault))
+
+    def fail_next(
+        self, method: str, path: str, *, status: int = 500, count: int = 1, message: str = "", commit: bool = False
+    ) -> None:
+        """Answer the next ``count`` matching requests with an error Status (``status``, its usual
+        reason, ``message``) instead of serving them; with ``commit``, serve them first (the
+        object is created or deleted) and answer the error anyway."""
+        self._add(Fault(method.upper(), re.compile(path), count, status=status, message=message, commit=commit))
+
+    def hang_next(self, method: str, path: str, *, count: int = 1) -> None:
+        """Accept the next ``count`` matching requests and never answer them (nothing applied)."""
+        self._add(Fault(method.upper(), re.compile(path), count, hang=True))
+
+    def clear(self) -> None:
+        """No more faults; hung requests end (dropped, unapplied)."""
+        def clear() -> None:
+            self._kube.emulator.faults.clear()
+            self._kube.emulator.release_hung()
+
+        self._kube._run(clear)
+
+    def pending(self) -> int:
+        """How many injected answers are still to be given."""
+        return self._kube._run(lambda: sum(fault.count for fault in self._kube.emulator.faults))
+
+
 class KubeEmulator:
     """The running emulator, driven from test threads (every state change runs on its loop)."""
 
@@ -196,6 +300,7 @@ class KubeEmulator:
         self.server = server
         self.loop = loop
         self.url = str(server.url).rstrip("/")
+        self.faults = Faults(self)
 
     def _run(self, fn: Callable[[], Any]) -> Any:
         async def locked() -> Any:
@@ -218,11 +323,13 @@ class KubeEmulator:
 
     # --- the objects ---
     def reset(self) -> None:
-        """No objects, no calls, no refusals."""
+        """No objects, no calls, no refusals, no faults (hung requests are dropped)."""
         def clear() -> None:
             self.emulator.objects.clear()
             self.emulator.calls.clear()
             self.emulator.refusals.clear()
+            self.emulator.faults.clear()
+            self.emulator.release_hung()
 
         self._run(clear)
 
@@ -355,14 +462,15 @@ def kube_emulator_server() -> Iterator[KubeEmulator]:
 
 
 @pytest.fixture
-def kube(kube_emulator_server: KubeEmulator, settings, tmp_path: Path) -> KubeEmulator:
+def kube(kube_emulator_server: KubeEmulator, settings, tmp_path: Path) -> Iterator[KubeEmulator]:
     """The emulator, emptied, with DevBench configured for it through a kubeconfig file."""
     kube_emulator_server.reset()
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(kube_emulator_server.kubeconfig())
     settings.DEVBENCH_KUBECONFIG = str(kubeconfig)
     settings.DEVBENCH_KUBE_IN_CLUSTER = False
-    return kube_emulator_server
+    yield kube_emulator_server
+    kube_emulator_server.faults.clear()  # no fault outlives its test, no request stays hung
 
 
 @pytest.fixture
