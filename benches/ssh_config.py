@@ -42,9 +42,14 @@ class SSHConfigEntry:
         return f"ssh{jump} -p {self.port} {self.user}@{self.hostname}"
 
 
+def vm_username(user: User) -> str:
+    """The account name inside a user's VMs."""
+    return settings.DEVBENCH_VM_USERNAME or user.username
+
+
 def entries_for(user: User, benches: Iterable[DevBench]) -> list[SSHConfigEntry]:
     """One entry per bench that has an SSH port (hosts must be select_related)."""
-    vm_user = settings.DEVBENCH_VM_USERNAME or user.username
+    vm_user = vm_username(user)
     return [
         SSHConfigEntry(
             bench=bench,

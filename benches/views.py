@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -91,7 +90,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "benches": benches,
             "quota": services.quota_for(request.user),
             "name_max_length": 48,
-            "sessionhost_enabled": "sessionhosts" in settings.INSTALLED_APPS,
+            "vm_username": ssh_config.vm_username(request.user),
         },
     )
 

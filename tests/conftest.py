@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.k8s_emulator",
     "tests.bench_fixtures",
     "tests.live_stack",
+    "tests.browser_fixtures",
 ]
 
 STRONG_PASSWORD = "Sturdy-Passw0rd!"

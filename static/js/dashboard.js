@@ -1,10 +1,12 @@
 // The dashboard: bench cards fed by the WebSocket (replaying stored logs on load), the create
-// form with inline validation, and the bench actions. No framework; the server renders the
-// first state and this script keeps it current.
+// form with inline validation, and the bench actions. No framework: the server renders the
+// cards (a new bench's card too, fetched from /dashboard) and this script keeps them current.
 (function () {
   "use strict";
 
   var NAME_RE = /^[a-zA-Z0-9_-]+$/;
+  var NAME_MAX = 48;
+  var BUSY = { creating: true, deleting: true };
   var csrfToken = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
   var list = document.getElementById("bench-list");
   var template = document.getElementById("bench-card-template");
@@ -12,7 +14,12 @@
   var connectionState = document.getElementById("connection-state");
   var socket = null;
   var reconnectDelay = 500;
-  var cards = {}; // bench id -> {el, jobId, lastSeq, busyJobId}
+  var connectedBefore = false;
+  var cards = {}; // bench id -> {el, jobId, lastSeq, busyJobId, version}
+  var orphans = {}; // bench id -> messages that arrived before the bench's card
+
+  function find(el, selector) { return el.querySelector(selector); }
+  function localTimes(root) { if (window.DevBench && window.DevBench.localTimes) window.DevBench.localTimes(root); }
 
   // --- cards ----------------------------------------------------------------------------------
 
@@ -20,46 +27,58 @@
     var id = el.getAttribute("data-bench-id");
     if (!cards[id]) {
       var jobId = el.getAttribute("data-latest-job-id");
-      cards[id] = { el: el, jobId: jobId ? Number(jobId) : null, lastSeq: 0, busyJobId: null };
+      cards[id] = {
+        el: el, jobId: jobId ? Number(jobId) : null, lastSeq: 0, pending: {}, pendingComplete: null, gapTimer: null,
+        busyJobId: null, version: 0, since: null,
+      };
     }
     return cards[id];
   }
 
-  function find(el, selector) { return el.querySelector(selector); }
+  function labelCard(el) {
+    var name = find(el, ".bench-name").textContent.trim();
+    el.setAttribute("aria-label", "DevBench " + name);
+    find(el, ".bench-actions").setAttribute("aria-label", "Actions for " + name);
+    find(el, ".bench-log").setAttribute("aria-label", "Log of " + name);
+    el.querySelectorAll(".bench-actions [data-action]").forEach(function (button) {
+      button.setAttribute("aria-label", button.textContent.trim() + " " + name);
+    });
+  }
 
   function setStatus(state, status) {
+    if (state.el.getAttribute("data-status") !== status) state.since = null;
     var badge = find(state.el, ".bench-status");
     badge.textContent = status;
     badge.className = "badge bench-status status-" + status;
     state.el.setAttribute("data-status", status);
-    var busy = status === "creating" || status === "deleting";
+    var busy = Boolean(BUSY[status]);
     find(state.el, ".bench-progress").classList.toggle("d-none", status !== "creating");
+    find(state.el, '[data-action="cancel"]').classList.toggle("d-none", !busy);
+    if (!busy) state.busyJobId = null;
     state.el.querySelectorAll(".bench-actions [data-action]").forEach(function (button) {
       var action = button.getAttribute("data-action");
-      if (action === "cancel") return;
-      button.disabled = busy;
+      button.disabled = action === "cancel" ? !state.busyJobId : busy;
     });
+    updateElapsed(state);
   }
 
   function setInfo(state, message) {
     var host = state.el.getAttribute("data-ssh-host");
     var user = state.el.getAttribute("data-ssh-user");
-    if (message.sshInfo) {
+    if (message.sshInfo && host) {
       find(state.el, ".bench-ssh").textContent = "ssh -p " + message.sshInfo + " " + user + "@" + host;
       find(state.el, ".copy-ssh").classList.remove("d-none");
     }
-    if (message.vncInfo) {
+    if (message.vncInfo && host) {
       find(state.el, ".bench-vnc").textContent = host + ":" + message.vncInfo;
       find(state.el, ".copy-vnc").classList.remove("d-none");
     }
-    var error = find(state.el, ".bench-error");
-    error.textContent = message.error || "";
-    error.classList.toggle("d-none", !message.error);
+    showError(state, message.error || "");
   }
 
-  function setCancelVisible(state, jobId) {
+  function setBusyJob(state, jobId) {
     state.busyJobId = jobId;
-    find(state.el, '[data-action="cancel"]').classList.toggle("d-none", !jobId);
+    find(state.el, '[data-action="cancel"]').disabled = !jobId;
   }
 
   function appendLog(state, text) {
@@ -69,43 +88,112 @@
     if (nearBottom) log.scrollTop = log.scrollHeight;
     var match, progress = null, re = /^PROGRESS=(\d{1,3})\s*$/gm;
     while ((match = re.exec(text)) !== null) progress = Math.min(100, Number(match[1]));
-    if (progress !== null) {
-      var bar = find(state.el, ".bench-progress");
-      bar.setAttribute("aria-valuenow", String(progress));
-      find(bar, ".progress-bar").style.width = progress + "%";
-      find(bar, ".progress-bar").textContent = progress + "%";
-    }
+    if (progress !== null) setProgress(state, progress);
   }
 
-  function addCard(benchId, name, hostName) {
-    var fragment = template.content.cloneNode(true);
-    var el = fragment.querySelector(".bench-card");
-    el.setAttribute("data-bench-id", String(benchId));
-    el.setAttribute("data-created-at", new Date().toISOString());
-    find(el, ".bench-name").textContent = name;
-    list.appendChild(fragment);
+  function setProgress(state, percent) {
+    var bar = find(state.el, ".bench-progress");
+    bar.setAttribute("aria-valuenow", String(percent));
+    var inner = find(bar, ".progress-bar");
+    inner.style.width = percent + "%";
+    inner.textContent = percent + "%";
+  }
+
+  function clearLog(state) {
+    find(state.el, ".bench-log").textContent = "";
+    setProgress(state, 0);
+  }
+
+  // Add a card: the server's rendering of it when given, else the template (name only).
+  function addCard(benchId, name, serverCard) {
+    var el;
+    if (serverCard) {
+      el = document.importNode(serverCard, true);
+    } else {
+      el = template.content.cloneNode(true).querySelector(".bench-card");
+      el.setAttribute("data-bench-id", String(benchId));
+      el.setAttribute("data-created-at", new Date().toISOString());
+      find(el, ".bench-name").textContent = name;
+    }
+    list.appendChild(el);
     emptyState.classList.add("d-none");
-    updateCount(1);
-    var state = cardState(list.querySelector('[data-bench-id="' + benchId + '"]'));
-    setStatus(state, "creating");
+    updateCount();
+    labelCard(el);
+    localTimes(el);
+    var state = cardState(el);
+    setStatus(state, el.getAttribute("data-status") || "creating");
+    var early = orphans[benchId] || [];
+    delete orphans[benchId];
+    early.forEach(function (message) { handle(message); });
     return state;
   }
 
   function removeCard(state) {
     delete cards[state.el.getAttribute("data-bench-id")];
     state.el.remove();
-    updateCount(-1);
+    updateCount();
     if (!list.querySelector(".bench-card")) emptyState.classList.remove("d-none");
   }
 
-  function updateCount(delta) {
-    var count = document.getElementById("bench-count");
-    count.textContent = String(Number(count.textContent) + delta);
+  function updateCount() {
+    document.getElementById("bench-count").textContent = String(list.querySelectorAll(".bench-card").length);
   }
 
   function byBenchId(id) {
     var el = list.querySelector('[data-bench-id="' + id + '"]');
     return el ? cardState(el) : null;
+  }
+
+  // The cards as the server renders them now: new benches' cards (with their host), and the
+  // current status after the live updates were interrupted.
+  function fetchServerCards() {
+    return fetch("/dashboard", { headers: { "Accept": "text/html" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("Could not load the dashboard (status " + response.status + ")");
+        return response.text();
+      })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var found = {};
+        doc.querySelectorAll("#bench-list .bench-card").forEach(function (el) {
+          found[el.getAttribute("data-bench-id")] = el;
+        });
+        return found;
+      });
+  }
+
+  function syncFromServer() {
+    var versions = {};
+    Object.keys(cards).forEach(function (id) { versions[id] = cards[id].version; });
+    return fetchServerCards().then(function (found) {
+      Object.keys(cards).forEach(function (id) {
+        var state = cards[id];
+        if (state.version !== versions[id]) return; // a newer live update already arrived
+        var server = found[id];
+        if (!server) { removeCard(state); return; }
+        setStatus(state, server.getAttribute("data-status"));
+        ["bench-ssh", "bench-vnc"].forEach(function (name) {
+          find(state.el, "." + name).textContent = find(server, "." + name).textContent;
+        });
+        ["copy-ssh", "copy-vnc"].forEach(function (name) {
+          find(state.el, "." + name).classList.toggle("d-none", find(server, "." + name).classList.contains("d-none"));
+        });
+        showError(state, find(server, ".bench-error").textContent.trim());
+      });
+      Object.keys(found).forEach(function (id) {
+        if (!cards[id] && !byBenchId(id)) replay(addCard(id, null, found[id]));
+      });
+    });
+  }
+
+  var syncTimer = null;
+  var creating = 0;
+  function scheduleSync() {
+    if (creating || syncTimer) return;
+    syncTimer = setTimeout(function () {
+      syncTimer = null;
+      if (!creating) syncFromServer().catch(function () { /* the next message retries */ });
+    }, 500);
   }
 
   // --- WebSocket ------------------------------------------------------------------------------
@@ -114,32 +202,71 @@
     var message;
     try { message = JSON.parse(event.data); } catch (e) { return; }
     if (message.type === "error") { console.warn("DevBench:", message.error); return; }
+    handle(message);
+  }
+
+  function handle(message) {
     var state = byBenchId(message.devbenchId);
-    if (!state) return;
-    if (message.type === "script_output") {
-      if (message.jobId !== state.jobId) {
-        state.jobId = message.jobId;
-        state.lastSeq = 0;
-        find(state.el, ".bench-log").textContent = "";
+    if (!state) {
+      // A bench this page has no card for yet: created here (the POST has not answered yet) or
+      // elsewhere (another tab, the API). Keep its messages until its card is added.
+      var early = orphans[message.devbenchId] = orphans[message.devbenchId] || [];
+      if (early.length < 1000) early.push(message);
+      scheduleSync();
+      return;
+    }
+    if (message.type === "script_output" || message.type === "script_complete") {
+      // A newer job's log replaces the last one; an older job's late messages are ignored.
+      if (state.jobId === null || message.jobId > state.jobId) startJob(state, message.jobId);
+      if (message.jobId !== state.jobId) return;
+      if (message.type === "script_output") {
+        if (message.seq <= state.lastSeq) return;
+        if (BUSY[state.el.getAttribute("data-status")]) setBusyJob(state, message.jobId);
+        state.pending[message.seq] = message;
+      } else {
+        state.pendingComplete = message;
+        setBusyJob(state, null);
       }
-      if (message.seq <= state.lastSeq) return;
-      state.lastSeq = message.seq;
-      if (state.el.getAttribute("data-status") === "creating" || state.el.getAttribute("data-status") === "deleting") {
-        setCancelVisible(state, message.jobId);
-      }
-      appendLog(state, message.data);
-    } else if (message.type === "script_complete") {
-      if (message.jobId === state.jobId || state.jobId === null) {
-        state.jobId = message.jobId;
-        var line = "\n[" + message.command + " " + message.state + (message.exitCode === null ? "" : ", exit code " + message.exitCode) + "]\n";
-        var log = find(state.el, ".bench-log");
-        if (!log.textContent.endsWith(line)) appendLog(state, line);
-      }
-      setCancelVisible(state, null);
+      flushOutput(state);
     } else if (message.type === "status_update") {
+      state.version += 1;
       if (message.status === "deleted") { removeCard(state); return; }
       setStatus(state, message.status);
       setInfo(state, message);
+    }
+  }
+
+  // A job's chunks are numbered 1, 2, 3…; live ones can overtake the stored ones a replay sends
+  // (the socket hears live events from the moment it connects). Show them strictly in order: hold
+  // a chunk that arrives early until the ones before it are there, and ask again for a gap.
+  function startJob(state, jobId) {
+    state.jobId = jobId;
+    state.lastSeq = 0;
+    state.pending = {};
+    state.pendingComplete = null;
+    clearLog(state);
+  }
+
+  function flushOutput(state) {
+    var next;
+    while ((next = state.pending[state.lastSeq + 1])) {
+      delete state.pending[state.lastSeq + 1];
+      state.lastSeq += 1;
+      appendLog(state, next.data);
+    }
+    var done = state.pendingComplete;
+    if (done && done.jobId === state.jobId && (done.seq || 0) <= state.lastSeq) {
+      state.pendingComplete = null;
+      var line = "[" + done.command + " " + done.state + (done.exitCode === null ? "" : ", exit code " + done.exitCode) + "]\n";
+      var log = find(state.el, ".bench-log");
+      if (!log.textContent.endsWith(line)) appendLog(state, (log.textContent && !log.textContent.endsWith("\n") ? "\n" : "") + line);
+    }
+    var waiting = Object.keys(state.pending).length > 0 || state.pendingComplete !== null;
+    if (waiting && !state.gapTimer) {
+      state.gapTimer = setTimeout(function () {
+        state.gapTimer = null;
+        if (Object.keys(state.pending).length || state.pendingComplete) replay(state);
+      }, 1500);
     }
   }
 
@@ -158,7 +285,14 @@
     socket.addEventListener("open", function () {
       reconnectDelay = 500;
       connectionState.classList.add("d-none");
-      Object.keys(cards).forEach(function (id) { replay(cards[id]); });
+      var replayAll = function () { Object.keys(cards).forEach(function (id) { replay(cards[id]); }); };
+      if (connectedBefore) {
+        // Status changes sent while we were away are not replayed: ask the server for them.
+        syncFromServer().catch(function () { /* the next update corrects it */ }).then(replayAll);
+      } else {
+        replayAll();
+      }
+      connectedBefore = true;
     });
     socket.addEventListener("message", onMessage);
     socket.addEventListener("close", function (event) {
@@ -182,13 +316,15 @@
         if (!response.ok) throw new Error(data.error || ("Request failed with status " + response.status));
         return data;
       });
+    }, function () {
+      throw new Error("DevBench did not answer; check your connection and try again");
     });
   }
 
   function showError(state, text) {
     var error = find(state.el, ".bench-error");
     error.textContent = text;
-    error.classList.remove("d-none");
+    error.classList.toggle("d-none", !text);
   }
 
   var pendingDelete = null;
@@ -201,6 +337,7 @@
     pendingDelete = null;
     if (!state) return;
     var id = state.el.getAttribute("data-bench-id");
+    // The card stays until the server reports the VM deleted on its host.
     request("POST", "/delete-devbench/" + id).catch(function (e) { showError(state, e.message); });
   });
 
@@ -212,26 +349,29 @@
     var id = el.getAttribute("data-bench-id");
     if (button.classList.contains("copy-ssh") || button.classList.contains("copy-vnc")) {
       var code = find(el, button.classList.contains("copy-ssh") ? ".bench-ssh" : ".bench-vnc");
-      navigator.clipboard.writeText(code.textContent).then(function () {
-        var label = button.textContent;
+      navigator.clipboard.writeText(code.textContent.trim()).then(function () {
         button.textContent = "Copied";
-        setTimeout(function () { button.textContent = label; }, 1500);
+        setTimeout(function () { button.textContent = "Copy"; }, 1500);
       }, function () { showError(state, "Copy failed: select the text and copy it by hand"); });
       return;
     }
     var action = button.getAttribute("data-action");
     if (!action) return;
-    find(el, ".bench-error").classList.add("d-none");
+    showError(state, "");
     if (action === "delete") {
       pendingDelete = state;
       document.getElementById("confirm-delete-name").textContent = find(el, ".bench-name").textContent;
       if (modal) modal.show(); else if (window.confirm("Delete this DevBench?")) document.getElementById("confirm-delete-button").click();
     } else if (action === "check") {
       button.disabled = true;
+      button.textContent = "Checking…";
       request("GET", "/check-status/" + id)
-        .then(function (data) { setStatus(state, data.status); })
+        .then(function (data) { state.version += 1; setStatus(state, data.status); })
         .catch(function (e) { showError(state, e.message); })
-        .finally(function () { button.disabled = false; });
+        .finally(function () {
+          button.textContent = "Check status";
+          button.disabled = Boolean(BUSY[el.getAttribute("data-status")]);
+        });
     } else if (action === "cancel") {
       if (state.busyJobId) request("POST", "/cancel-job/" + state.busyJobId).catch(function (e) { showError(state, e.message); });
     } else {
@@ -247,7 +387,7 @@
 
   function nameProblem(name) {
     if (!name) return "Enter a name for the DevBench.";
-    if (name.length > 48) return "At most 48 characters.";
+    if (name.length > NAME_MAX) return "At most " + NAME_MAX + " characters.";
     if (!NAME_RE.test(name)) return "Use only letters, numbers, hyphens and underscores.";
     return "";
   }
@@ -255,6 +395,7 @@
   function setNameError(text) {
     nameError.textContent = text;
     nameInput.classList.toggle("is-invalid", Boolean(text));
+    nameInput.setAttribute("aria-invalid", text ? "true" : "false");
   }
 
   nameInput.addEventListener("input", function () {
@@ -266,36 +407,50 @@
     var name = nameInput.value.trim();
     var problem = nameProblem(name);
     setNameError(problem);
-    if (problem) return;
+    if (problem) { nameInput.focus(); return; }
     var button = document.getElementById("create-bench");
     button.disabled = true;
+    creating += 1;
     request("POST", "/create-devbench", { name: name })
       .then(function (data) {
         nameInput.value = "";
-        var state = addCard(data.devbenchId, name);
-        replay(state);
+        var id = String(data.devbenchId);
+        return fetchServerCards()
+          .then(function (found) { return found[id]; }, function () { return null; })
+          .then(function (serverCard) {
+            if (!byBenchId(id)) replay(addCard(id, name, serverCard));
+          });
       })
-      .catch(function (e) { setNameError(e.message); })
-      .finally(function () { button.disabled = false; });
+      .catch(function (e) { setNameError(e.message); nameInput.focus(); })
+      .finally(function () { creating -= 1; button.disabled = false; });
   });
 
-  // --- elapsed time while creating ------------------------------------------------------------
+  // --- elapsed time while creating or deleting ------------------------------------------------
+
+  function updateElapsed(state) {
+    var elapsed = find(state.el, ".bench-elapsed");
+    var status = state.el.getAttribute("data-status");
+    if (!BUSY[status]) { elapsed.textContent = ""; return; }
+    if (!state.since) {
+      var created = Date.parse(state.el.getAttribute("data-created-at"));
+      state.since = status === "creating" && !isNaN(created) ? created : Date.now();
+    }
+    var seconds = Math.max(0, Math.floor((Date.now() - state.since) / 1000));
+    var text = (seconds >= 60 ? Math.floor(seconds / 60) + " min " : "") + (seconds % 60) + " s";
+    elapsed.textContent = text + " elapsed";
+  }
 
   setInterval(function () {
     Object.keys(cards).forEach(function (id) {
       var state = cards[id];
-      var elapsed = find(state.el, ".bench-elapsed");
-      if (state.el.getAttribute("data-status") !== "creating") { elapsed.textContent = ""; return; }
-      var started = Date.parse(state.el.getAttribute("data-created-at"));
-      if (isNaN(started)) return;
-      var seconds = Math.max(0, Math.round((Date.now() - started) / 1000));
-      elapsed.textContent = (seconds >= 60 ? Math.floor(seconds / 60) + "m " : "") + (seconds % 60) + "s elapsed";
+      if (!BUSY[state.el.getAttribute("data-status")]) state.since = null;
+      updateElapsed(state);
     });
   }, 1000);
 
   list.querySelectorAll(".bench-card").forEach(function (el) {
-    var state = cardState(el);
-    setStatus(state, el.getAttribute("data-status"));
+    labelCard(el);
+    setStatus(cardState(el), el.getAttribute("data-status"));
   });
   connect();
 })();
