@@ -26,7 +26,7 @@ test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check .
+	$(BIN)/ruff check . hostagent/devbench-agent
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m benchmarks

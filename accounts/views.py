@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from devbench_site.errors import DomainError, InvalidInput
+from devbench_site.errors import DomainError
 from devbench_site.request_data import body_fields
 
 from . import login_throttle, selectors, services
@@ -48,8 +48,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
         return render(request, "accounts/login.html", {"next": next_url})
     try:
         fields = body_fields(request)
-    except InvalidInput as exc:
-        return render(request, "accounts/login.html", {"error": exc.message, "next": next_url}, status=400)
+    except DomainError as exc:
+        return render(request, "accounts/login.html", {"error": exc.message, "next": next_url}, status=exc.http_status)
     username = fields.get("username", "").strip()
     next_url = fields.get("next", next_url)
     address = request.META.get("REMOTE_ADDR", "")

@@ -89,6 +89,7 @@ class DevBench(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name = "DevBench"
+        verbose_name_plural = "DevBenches"
         constraints = [
             models.UniqueConstraint(fields=["user", "name"], name="benches_devbench_unique_name_per_user"),
         ]
@@ -139,6 +140,9 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence number of the last stored chunk.")
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Refreshed by the worker while the job runs; a stale one means it died."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

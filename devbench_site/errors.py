@@ -37,6 +37,10 @@ class Conflict(DomainError):
     http_status = 409
 
 
+class PayloadTooLarge(DomainError):
+    http_status = 413
+
+
 class RateLimited(DomainError):
     http_status = 429
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from devbench_site.errors import InvalidInput
+from devbench_site.errors import InvalidInput, PayloadTooLarge
 
 MAX_JSON_BODY = 64 * 1024
 
@@ -21,12 +22,16 @@ def body_fields(request: HttpRequest) -> dict[str, str]:
     Raises InvalidInput for malformed JSON, a JSON value that is not an object, or
     non-string field values, so callers never see a 500 for a bad body.
     """
-    if not is_json(request):
-        return {key: request.POST.get(key, "") for key in request.POST}
-    if len(request.body) > MAX_JSON_BODY:
-        raise InvalidInput("Request body is too large")
     try:
-        data = json.loads(request.body or b"{}")
+        if not is_json(request):
+            return _without_nul({key: request.POST.get(key, "") for key in request.POST})
+        body = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge("Request body is too large") from None
+    if len(body) > MAX_JSON_BODY:
+        raise PayloadTooLarge("Request body is too large")
+    try:
+        data = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("Malformed JSON body") from None
     if not isinstance(data, dict):
@@ -38,4 +43,12 @@ def body_fields(request: HttpRequest) -> dict[str, str]:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise InvalidInput(f"Field '{key}' must be a string")
         fields[key] = str(value)
+    return _without_nul(fields)
+
+
+def _without_nul(fields: dict[str, str]) -> dict[str, str]:
+    """No field may carry a NUL character: databases refuse them (PostgreSQL raises)."""
+    for key, value in fields.items():
+        if "\x00" in value or "\x00" in key:
+            raise InvalidInput(f"Field '{key}' must not contain NUL characters")
     return fields

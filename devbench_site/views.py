@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import DatabaseError, connection
+import logging
+import sys
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -10,6 +13,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from devbench_site import __version__
+
+logger = logging.getLogger(__name__)
 
 
 def _timestamp() -> str:
@@ -64,5 +69,18 @@ def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
     return _error(request, 404, "Not found")
 
 
+def database_unavailable(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    logger.error("database unavailable for %s %s: %s", request.method, request.path, exception)
+    response = _error(request, 503, "The database is unavailable right now; try again in a moment")
+    response["Retry-After"] = "5"
+    return response
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 handler. A database that is unreachable (restarting, failing over) gets a 503
+    with a clear message: Django opens a new connection on the next request, so DevBench
+    recovers by itself once the database is back."""
+    exception = sys.exc_info()[1]
+    if isinstance(exception, (OperationalError, InterfaceError)):
+        return database_unavailable(request, exception)
     return _error(request, 500, "Internal server error")

@@ -41,7 +41,7 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback test server
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -83,7 +83,8 @@ def live_stack(transactional_db, tmp_path, redis_client, local_agent):
     logs = tmp_path / "logs"
     logs.mkdir()
     commands = {
-        "daphne": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "devbench_site.asgi:application"],
+        "daphne": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                   "devbench_site.asgi:application"],
         "worker": [sys.executable, "-m", "celery", "-A", "devbench_site", "worker", "--pool", "threads",
                    "--concurrency", "4", "-l", "info", "-n", f"test-{port}@%h"],
     }

@@ -73,6 +73,7 @@ def test_invalid_names_are_400_and_nothing_runs(user_client, user, local_agent, 
         "Invalid DevBench name. Use only letters, numbers, hyphens and underscores.",
         "DevBench name must be at most 48 characters",
         "DevBench name is required",
+        "Field 'name' must not contain NUL characters",
     )
     assert not DevBench.objects.exists()
     assert not Job.objects.exists()

@@ -141,7 +141,7 @@ def test_cancel_over_ssh_kills_the_remote_process(ssh_agent, user):
 
 
 def test_timeout_over_ssh(ssh_agent, user, run_jobs):
-    host, control = ssh_agent("hv1", command_timeout=2)
+    _host, control = ssh_agent("hv1", command_timeout=2)
     control.configure(hang_commands=["create"])
     bench = services.create_bench(user=user, name="slow")
     [job] = run_jobs()
