@@ -27,7 +27,9 @@ class APIKeyMiddleware:
         if token is not None:
             found = services.authenticate_api_key(token)
             if found is None:
-                return JsonResponse({"error": "invalid or revoked API key"}, status=401)
+                response = JsonResponse({"error": "invalid or revoked API key"}, status=401)
+                response["WWW-Authenticate"] = 'Bearer realm="api", error="invalid_token"'
+                return response
             request.user, request.api_key = found
             request._dont_enforce_csrf_checks = True
         return self.get_response(request)

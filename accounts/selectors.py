@@ -14,3 +14,14 @@ def api_keys_for(user: User) -> QuerySet[APIKey]:
 
 def user_by_id(user_id: int) -> User | None:
     return User.objects.filter(pk=user_id).first()
+
+
+def users_with_bench_counts() -> QuerySet[User]:
+    """Every user with the number of their benches (one query), by username."""
+    from django.db.models import Count
+
+    return User.objects.annotate(bench_count=Count("benches")).order_by("username")
+
+
+def user_with_bench_count(user_id: int) -> User | None:
+    return users_with_bench_counts().filter(pk=user_id).first()

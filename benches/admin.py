@@ -63,6 +63,28 @@ class HostAdmin(admin.ModelAdmin):
     def pinned(self, host: Host) -> bool:
         return bool(host.host_key.strip()) or host.kind == Host.Kind.LOCAL
 
+    actions = ["test_connection", "disable_hosts", "enable_hosts"]
+
+    @admin.action(description="Test the connection (runs `true` on the host)")
+    def test_connection(self, request, queryset) -> None:
+        for host in queryset:
+            result = services.check_host_connection(host=host)
+            if result.ok:
+                key = f", host key {result.fingerprint}" if result.fingerprint else ""
+                self.message_user(request, f"{host}: reachable in {result.latency_ms} ms{key}")
+            else:
+                self.message_user(request, f"{host}: {result.error}", messages.ERROR)
+
+    @admin.action(description="Disable (no new benches)")
+    def disable_hosts(self, request, queryset) -> None:
+        for host in queryset:
+            services.set_host_enabled(host=host, enabled=False)
+
+    @admin.action(description="Enable")
+    def enable_hosts(self, request, queryset) -> None:
+        for host in queryset:
+            services.set_host_enabled(host=host, enabled=True)
+
 
 class JobInline(admin.TabularInline):
     model = Job
@@ -103,7 +125,7 @@ class DevBenchAdmin(admin.ModelAdmin):
     def check_status(self, request, queryset) -> None:
         for bench in queryset.select_related("host", "user"):
             status = services.check_status(bench=bench, actor=request.user)
-            self.message_user(request, f"{bench}: {status}")
+            self.message_user(request, f"Status of {bench}: {status}")
 
     @admin.action(description="Delete (remote delete first, row removed when it succeeds)")
     def delete_benches(self, request, queryset) -> None:

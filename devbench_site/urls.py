@@ -10,6 +10,7 @@ from devbench_site import (
     converters,  # noqa: F401  (registers the "id" converter)
     views,
 )
+from devbench_site.api import urls as api_urls
 
 
 def root(request):
@@ -32,6 +33,8 @@ urlpatterns = [
     path("admin/reset-password/<id:user_id>", admin_routes.reset_password, name="admin-reset-password"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("sessionhosts.urls")),
+    path("api/v1/", include(api_urls.v1_patterns)),
+    path("api/", include(api_urls.docs_patterns)),
     path("", include("benches.urls")),
 ]
 

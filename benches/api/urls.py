@@ -1,0 +1,12 @@
+"""``/api/v1/benches/``, ``/api/v1/jobs/``, ``/api/v1/hosts/`` (mounted by devbench_site.api.urls)."""
+
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("benches", views.BenchViewSet, basename="api-bench")
+router.register("jobs", views.JobViewSet, basename="api-job")
+router.register("hosts", views.HostViewSet, basename="api-host")
+
+urlpatterns = router.urls

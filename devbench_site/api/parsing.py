@@ -1,0 +1,20 @@
+"""Reading a request's body or query string through a serializer (types only; rules are the
+services'). Invalid input raises DRF's ValidationError, which the exception handler renders."""
+
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.serializers import Serializer
+
+
+def parse_body(serializer_class: type[Serializer], request: Request, *, partial: bool = False) -> dict:
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def parse_query(serializer_class: type[Serializer], request: Request) -> dict:
+    """The query string's values (the last one of a repeated parameter), absent ones left out."""
+    serializer = serializer_class(data=request.query_params.dict())
+    serializer.is_valid(raise_exception=True)
+    return {name: value for name, value in serializer.validated_data.items() if value not in (None, "")}
