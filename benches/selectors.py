@@ -60,3 +60,55 @@ def hosts_with_usage() -> list[Host]:
     from django.db.models import Count
 
     return list(Host.objects.annotate(bench_count=Count("benches")).order_by("name"))
+
+
+# --- for the REST API -------------------------------------------------------------------------
+
+def bench_list_for(user: User, *, status: str | None = None, host: str | None = None) -> QuerySet[DevBench]:
+    """``benches_for`` narrowed by status and host name."""
+    benches = benches_for(user)
+    if status:
+        benches = benches.filter(status=status)
+    if host:
+        benches = benches.filter(host__name=host)
+    return benches
+
+
+def bench_detail_for_owner(user: User, bench_id: int) -> DevBench:
+    """The user's bench with its host and latest job id, or NotFound."""
+    bench = benches_for(user).filter(pk=bench_id).first()
+    if bench is None:
+        raise NotFound("DevBench not found")
+    return bench
+
+
+def jobs_of_bench(bench: DevBench, *, state: str | None = None, command: str | None = None) -> QuerySet[Job]:
+    """A bench's jobs, newest first, with who asked for them."""
+    jobs = Job.objects.filter(bench=bench).select_related("requested_by").order_by("-created_at", "-id")
+    if state:
+        jobs = jobs.filter(state=state)
+    if command:
+        jobs = jobs.filter(command=command)
+    return jobs
+
+
+def job_detail_for_owner(user: User, job_id: int) -> Job:
+    """The user's job with who asked for it, or NotFound (another user's job is not found either)."""
+    job = Job.objects.select_related("requested_by").filter(pk=job_id, owner=user).first()
+    if job is None:
+        raise NotFound("Job not found")
+    return job
+
+
+def hosts_with_bench_counts(*, enabled: bool | None = None) -> QuerySet[Host]:
+    from django.db.models import Count
+
+    hosts = Host.objects.annotate(bench_count=Count("benches")).order_by("name")
+    return hosts if enabled is None else hosts.filter(enabled=enabled)
+
+
+def host_with_bench_count(host_id: int) -> Host:
+    host = hosts_with_bench_counts().filter(pk=host_id).first()
+    if host is None:
+        raise NotFound("Host not found")
+    return host

@@ -8,12 +8,17 @@ worker (or inline for a status check), their output stored and streamed as it ar
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+import paramiko
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -89,25 +94,16 @@ def register_host(
     """Register an SSH host. Its key is pinned from ``known_hosts_file`` or on first connection."""
     if Host.objects.filter(name=name).exists():
         raise InvalidInput(f"A host named {name!r} already exists")
-    if not protocol.SCRIPT_PATH_RE.match(script_path or ""):
-        raise InvalidInput("The script path may contain only letters, digits and . _ / ~ + -")
-    if not 0 < port < 65536:
-        raise InvalidInput("The SSH port must be between 1 and 65535")
+    _check_host_settings(
+        script_path=script_path, port=port, address=address, username=username, public_host=public_host,
+        jump_host=jump_host,
+    )
+    _require_address(address)
     encrypted = ""
     if private_key:
-        try:
-            host_keys.parse_private_key(private_key)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        encrypted = host_keys.encrypt_private_key(private_key)
+        encrypted = _encrypted_private_key(private_key)
     elif identity_file:
-        try:
-            with open(identity_file) as handle:
-                host_keys.parse_private_key(handle.read())
-        except OSError as exc:
-            raise InvalidInput(f"Cannot read the identity file: {exc.strerror}") from None
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        _check_identity_file(identity_file)
     pinned = ""
     if known_hosts_file:
         try:
@@ -117,7 +113,7 @@ def register_host(
         if not lines:
             raise InvalidInput(f"The known_hosts file has no key for {address} port {port}")
         pinned = "\n".join(lines)
-    return Host.objects.create(
+    host = Host(
         name=name,
         kind=Host.Kind.SSH,
         address=address,
@@ -132,6 +128,71 @@ def register_host(
         host_key=pinned,
         command_timeout=command_timeout,
     )
+    _clean_host(host)
+    host.save(force_insert=True)
+    return host
+
+
+def _check_host_settings(**values) -> None:
+    """The rules for a host's settings beyond the model's own field checks (see ``_clean_host``)."""
+    if "script_path" in values and not protocol.SCRIPT_PATH_RE.match(values["script_path"] or ""):
+        raise InvalidInput(
+            "The script path may contain only letters, digits and . _ / ~ + -",
+            fields={"script_path": ["Use only letters, digits and . _ / ~ + -"]},
+        )
+    if "port" in values and not (isinstance(values["port"], int) and 0 < values["port"] < 65536):
+        raise InvalidInput("The SSH port must be between 1 and 65535", fields={"port": ["Between 1 and 65535."]})
+    for field in ("address", "username", "public_host", "jump_host"):
+        # These end up in SSH connections and in users' ~/.ssh/config: one token each.
+        if field in values and not _SINGLE_TOKEN_RE.match(values[field] or ""):
+            message = f"The {field.replace('_', ' ')} must not contain spaces or control characters"
+            raise InvalidInput(message, fields={field: [message]})
+    if values.get("host_key"):
+        try:
+            keys = host_keys.pinned_keys(Host(host_key=values["host_key"]))
+        except (ValueError, paramiko.SSHException):
+            keys = []
+        if not keys:
+            message = "The host key must be one 'type base64' line per key, as in known_hosts"
+            raise InvalidInput(message, fields={"host_key": [message]}) from None
+
+
+_SINGLE_TOKEN_RE = re.compile(r"\A[^\s\x00-\x1f\x7f]*\Z")
+
+
+def _require_address(address: str) -> None:
+    if not address:
+        raise InvalidInput("An SSH host needs an address", fields={"address": ["This field is required."]})
+
+
+def _encrypted_private_key(private_key: str) -> str:
+    try:
+        host_keys.parse_private_key(private_key)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), fields={"private_key": [str(exc)]}) from None
+    return host_keys.encrypt_private_key(private_key)
+
+
+def _check_identity_file(identity_file: str) -> None:
+    try:
+        with open(identity_file) as handle:
+            host_keys.parse_private_key(handle.read())
+    except OSError as exc:
+        message = f"Cannot read the identity file: {exc.strerror}"
+        raise InvalidInput(message, fields={"identity_file": [message]}) from None
+    except ValueError as exc:
+        raise InvalidInput(str(exc), fields={"identity_file": [str(exc)]}) from None
+
+
+def _clean_host(host: Host) -> None:
+    """The model's own checks (lengths, ranges, slug name, uniqueness) as an InvalidInput."""
+    try:
+        host.full_clean()
+    except ValidationError as exc:
+        fields = exc.message_dict
+        first_field, messages = next(iter(fields.items()))
+        prefix = "" if first_field == NON_FIELD_ERRORS else f"{first_field.replace('_', ' ')}: "
+        raise InvalidInput(prefix + messages[0], fields=fields) from None
 
 
 def _pick_host() -> Host:
@@ -372,15 +433,14 @@ def _run_remote(job: Job, host: Host, vm_name: str) -> tuple[CommandResult | Non
     except protocol.ProtocolError as exc:
         return None, str(exc)
 
-    def cancel_requested() -> bool:
-        return Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists()
-
     transport = transport_for(host)
     timeout = settings.DEVBENCH_STATUS_TIMEOUT if job.command == Command.STATUS else host.command_timeout
     with JobOutputStream(job) as output:
         try:
             result, error = (
-                transport.run(command_line, on_output=output.write, timeout=timeout, should_cancel=cancel_requested),
+                transport.run(
+                    command_line, on_output=output.write, timeout=timeout, should_cancel=output.cancel_requested
+                ),
                 "",
             )
         except TransportError as exc:  # unreachable, refused, dropped, or a host-key mismatch
@@ -483,11 +543,15 @@ def _save_bench_fields(bench: DevBench, fields: list[str]) -> None:
     DevBench.objects.filter(pk=bench.pk).update(**{name: getattr(bench, name) for name in fields})
 
 
-def _fail_lost_job(job: Job) -> None:
+def _fail_lost_job(job: Job) -> int:
+    """Mark a running job whose worker died as failed (not rerun). Returns 1, or 0 when the job
+    had finished meanwhile."""
     now = timezone.now()
-    Job.objects.filter(pk=job.pk, state=State.RUNNING).update(
+    changed = Job.objects.filter(pk=job.pk, state=State.RUNNING).update(
         state=State.FAILED, error=WORKER_LOST_MESSAGE, finished_at=now
     )
+    if not changed:
+        return 0
     job.state, job.error, job.finished_at = State.FAILED, WORKER_LOST_MESSAGE, now
     bench = job.bench
     outgoing = [messages.script_complete(job)]
@@ -497,21 +561,26 @@ def _fail_lost_job(job: Job) -> None:
         _save_bench_fields(bench, ["status", "last_error", "updated_at"])
         outgoing.append(messages.status_update(bench, job=job))
     _publish(job.owner_id, outgoing)
+    logger.warning("job %s (%s %s) failed: its worker stopped", job.pk, job.command, job.vm_name)
+    return 1
 
 
 def sweep_stale_jobs() -> int:
-    """Fail jobs whose worker vanished: running past their host's timeout plus a margin, or
-    queued for longer than ``DEVBENCH_QUEUED_JOB_TTL``. Returns how many were failed."""
+    """Fail jobs whose worker vanished, so no bench stays creating for ever.
+
+    A running job's worker refreshes ``heartbeat_at`` every few seconds; one silent for
+    ``DEVBENCH_JOB_HEARTBEAT_TIMEOUT`` seconds died (killed, out of memory, host lost). A job
+    queued for longer than ``DEVBENCH_QUEUED_JOB_TTL`` was never picked up. Returns how many
+    jobs were failed.
+    """
     now = timezone.now()
+    cutoff = now - timezone.timedelta(seconds=settings.DEVBENCH_JOB_HEARTBEAT_TIMEOUT)
     failed = 0
-    margin = settings.DEVBENCH_STALE_JOB_MARGIN
-    running = Job.objects.select_related("bench", "host").filter(state=State.RUNNING)
-    for job in running:
-        timeout = settings.DEVBENCH_STATUS_TIMEOUT if job.command == Command.STATUS else (
-            job.host.command_timeout if job.host else 1800)
-        if job.started_at and (now - job.started_at).total_seconds() > timeout + margin:
-            _fail_lost_job(job)
-            failed += 1
+    silent = Job.objects.select_related("bench").filter(state=State.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    for job in silent:
+        failed += _fail_lost_job(job)
     stale_queued = Job.objects.select_related("bench").filter(
         state=State.QUEUED, created_at__lt=now - timezone.timedelta(seconds=settings.DEVBENCH_QUEUED_JOB_TTL)
     )
@@ -651,3 +720,101 @@ def sync_all_statuses(hosts: Iterable[Host] | None = None) -> dict[str, dict[str
     """One status sync pass over every enabled host."""
     hosts = hosts if hosts is not None else Host.objects.filter(enabled=True)
     return {host.name: sync_host_statuses(host) for host in hosts}
+
+
+# --- hosts: changes made by an admin (the REST API and the admin panel) -------------------------
+
+HOST_EDITABLE_FIELDS = (
+    "address", "port", "username", "identity_file", "script_path", "public_host", "jump_host", "capacity",
+    "host_key", "command_timeout",
+)
+
+
+def update_host(*, host: Host, changes: dict, private_key: str = "") -> Host:
+    """Change some of a host's settings (``HOST_EDITABLE_FIELDS``); a private key is stored encrypted.
+
+    Clearing ``host_key`` makes the next connection pin the key the host presents.
+    """
+    unknown = sorted(set(changes) - set(HOST_EDITABLE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"These host settings cannot be changed: {', '.join(unknown)}")
+    _check_host_settings(**changes)
+    if "address" in changes and host.kind == Host.Kind.SSH:
+        _require_address(changes["address"])
+    if changes.get("identity_file") and not private_key:
+        _check_identity_file(changes["identity_file"])
+    with transaction.atomic():
+        host = Host.objects.select_for_update().get(pk=host.pk)
+        for field, value in changes.items():
+            setattr(host, field, value)
+        if changes.get("identity_file") and not private_key:
+            host.private_key_encrypted = ""  # the identity file replaces a stored key
+        if private_key:
+            host.private_key_encrypted = _encrypted_private_key(private_key)
+            host.identity_file = ""
+        _clean_host(host)
+        host.save()
+    logger.info("host %s updated: %s", host.name, ", ".join(sorted(changes)) or "private key")
+    return host
+
+
+def set_host_enabled(*, host: Host, enabled: bool) -> Host:
+    """Enable or disable a host. A disabled host gets no new benches; its benches keep working."""
+    Host.objects.filter(pk=host.pk).update(enabled=enabled, updated_at=timezone.now())
+    host.refresh_from_db()
+    logger.info("host %s %s", host.name, "enabled" if enabled else "disabled")
+    return host
+
+
+def delete_host(*, host: Host) -> None:
+    """Delete a host that has no benches (its jobs stay, as the audit trail)."""
+    with transaction.atomic():
+        locked = Host.objects.select_for_update().filter(pk=host.pk).first()
+        if locked is None:
+            raise NotFound("Host not found")
+        count = DevBench.objects.filter(host=locked).count()
+        if count:
+            raise Conflict(
+                f"Host {locked.name} still has {count} DevBench{'es' if count != 1 else ''}; delete them first"
+            )
+        locked.delete()
+    logger.info("host %s deleted", host.name)
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The outcome of ``check_host_connection``."""
+
+    ok: bool
+    latency_ms: float | None = None
+    host_key: str | None = None
+    fingerprint: str | None = None
+    error: str = ""
+
+
+CONNECTION_CHECK_COMMAND = "true"
+
+
+def check_host_connection(*, host: Host) -> ConnectionCheck:
+    """Run a harmless command (``true``) on the host and report how long it took and which host
+    key it presented. An unpinned key is pinned, as on any first connection."""
+    transport = transport_for(host)
+    started = time.monotonic()
+    try:
+        result = transport.run(
+            CONNECTION_CHECK_COMMAND, on_output=lambda stream, text: None, timeout=settings.DEVBENCH_STATUS_TIMEOUT
+        )
+    except TransportError as exc:
+        return ConnectionCheck(ok=False, error=str(exc))
+    finally:
+        _remember_learned_host_key(host, transport)
+    latency_ms = round((time.monotonic() - started) * 1000, 1)
+    key = transport.remote_host_key()
+    host_key = host_keys.key_line(key) if key is not None else None
+    fingerprint = host_keys.fingerprint(key) if key is not None else None
+    if result.exit_code != 0:
+        error = "The test command timed out" if result.timed_out else (
+            f"The test command exited with code {result.exit_code}")
+        return ConnectionCheck(ok=False, latency_ms=latency_ms, host_key=host_key, fingerprint=fingerprint,
+                               error=error)
+    return ConnectionCheck(ok=True, latency_ms=latency_ms, host_key=host_key, fingerprint=fingerprint)

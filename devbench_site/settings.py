@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "benches.apps.BenchesConfig",
     "sessionhosts.apps.SessionhostsConfig",
 ]
@@ -127,7 +129,7 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "devbench_site.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "devbench-cache",
     },
@@ -180,6 +182,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "devbench_site.views.csrf_failure"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DEVBENCH_MAX_BODY_BYTES", default=1024 * 1024)
 if HTTPS:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -198,6 +201,51 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The JSON API (devbench_site.api, docs/api.md): errors, pagination, throttling, OpenAPI.
+    "EXCEPTION_HANDLER": "devbench_site.api.exceptions.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "devbench_site.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["devbench_site.api.throttles.UserRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "devbench_site.api.schema.AutoSchema",
+}
+# Requests per user to the API ("N/sec|min|hour|day"); bench creation has its own hourly limit
+# (DEVBENCH_CREATE_LIMIT_PER_HOUR), the same for the seed route and the API.
+DEVBENCH_API_RATE = env.str("DEVBENCH_API_RATE", default="100/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": DEVBENCH_API_RATE}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DevBench API",
+    "DESCRIPTION": (
+        "DevBench's JSON API (v1) and the seed's routes. Authenticate with an API key "
+        "(`Authorization: Bearer dbk_…`) or the session cookie (with the CSRF token on unsafe requests). "
+        "Errors are `{\"error\": \"...\"}` with field errors under `fields`. The WebSocket's messages are "
+        "the `Ws…` schemas; see docs/websocket.md."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Bodies are documented as JSON or a urlencoded form. Multipart is parsed too (the browsable
+    # API's forms) but not offered: Daphne's HTTP layer answers a malformed one with a bare 400.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
+    "ENUM_NAME_OVERRIDES": {
+        "BenchStatusEnum": "benches.models.DevBench.Status",
+        "JobStateEnum": "benches.models.Job.State",
+        "JobCommandEnum": "benches.models.Job.Command",
+        "HostKindEnum": "benches.models.Host.Kind",
+        "LogStreamEnum": "benches.models.JobChunk.Stream",
+        "SessionHostStateEnum": "sessionhosts.models.SessionHost.State",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "devbench_site.api.schema.add_error_component",
+        "devbench_site.api.seed_schema.add_seed_routes",
+        "devbench_site.api.schema.add_links",
+    ],
 }
 
 # --- Static files, i18n -----------------------------------------------------------------------
@@ -238,7 +286,7 @@ DEVBENCH_LOCAL_STEP_DELAY = env.float("DEVBENCH_LOCAL_STEP_DELAY", default=0.4)
 DEVBENCH_VM_USERNAME = env.str("DEVBENCH_VM_USERNAME", default="")
 DEVBENCH_STATUS_TIMEOUT = env.int("DEVBENCH_STATUS_TIMEOUT", default=60)
 DEVBENCH_STATUS_SYNC_SECONDS = env.int("DEVBENCH_STATUS_SYNC_SECONDS", default=60)
-DEVBENCH_STALE_JOB_MARGIN = env.int("DEVBENCH_STALE_JOB_MARGIN", default=120)
+DEVBENCH_JOB_HEARTBEAT_TIMEOUT = env.int("DEVBENCH_JOB_HEARTBEAT_TIMEOUT", default=60)
 DEVBENCH_QUEUED_JOB_TTL = env.int("DEVBENCH_QUEUED_JOB_TTL", default=3600)
 CELERY_BEAT_SCHEDULE["bench-status-sync"] = {
     "task": "benches.tasks.sync_statuses",
@@ -246,7 +294,7 @@ CELERY_BEAT_SCHEDULE["bench-status-sync"] = {
 }
 CELERY_BEAT_SCHEDULE["bench-stale-job-sweep"] = {
     "task": "benches.tasks.sweep_stale_jobs",
-    "schedule": 60.0,
+    "schedule": 30.0,
 }
 
 # --- Session hosts on Kubernetes (sessionhosts app) -------------------------------------------
@@ -255,7 +303,12 @@ CELERY_BEAT_SCHEDULE["bench-stale-job-sweep"] = {
 DEVBENCH_KUBECONFIG = env.str("DEVBENCH_KUBECONFIG", default="") or env.str("KUBECONFIG", default="").split(":")[0]
 DEVBENCH_KUBE_CONTEXT = env.str("DEVBENCH_KUBE_CONTEXT", default="")
 DEVBENCH_KUBE_IN_CLUSTER = env.bool("DEVBENCH_KUBE_IN_CLUSTER", default="KUBERNETES_SERVICE_HOST" in env)
-DEVBENCH_KUBE_TIMEOUT_SECONDS = env.float("DEVBENCH_KUBE_TIMEOUT_SECONDS", default=10.0)
+DEVBENCH_KUBE_TIMEOUT_SECONDS = env.float("DEVBENCH_KUBE_TIMEOUT_SECONDS", default=10.0)  # per request, connect+read
+# The Celery tasks retry when the API server fails (429/5xx, no answer): at most this many times,
+# after 2, 4, 8… seconds (full jitter), each wait capped.
+DEVBENCH_KUBE_RETRY_MAX = env.int("DEVBENCH_KUBE_RETRY_MAX", default=5)
+DEVBENCH_KUBE_RETRY_BACKOFF_SECONDS = env.int("DEVBENCH_KUBE_RETRY_BACKOFF_SECONDS", default=2)
+DEVBENCH_KUBE_RETRY_BACKOFF_MAX_SECONDS = env.int("DEVBENCH_KUBE_RETRY_BACKOFF_MAX_SECONDS", default=60)
 # What each user's session host is made of.
 DEVBENCH_SESSIONHOST_IMAGE = env.str("DEVBENCH_SESSIONHOST_IMAGE", default="ghcr.io/devbench/session-host:latest")
 DEVBENCH_SESSIONHOST_IMAGE_PULL_POLICY = env.str("DEVBENCH_SESSIONHOST_IMAGE_PULL_POLICY", default="IfNotPresent")

@@ -1,10 +1,15 @@
 """Turning a job's output into stored chunks and Channels events, in that order.
 
-Output arrives in small pieces from the transport's reader threads. A flusher thread coalesces
-them every ``FLUSH_INTERVAL`` seconds (or once ``MAX_BUFFER`` characters are pending) into
-chunks with a per-job sequence number, stores them in one INSERT, and only then sends them to
-the owner's browsers. The WebSocket therefore never shows what is not stored, and a client that
-reconnects can replay the log from the database without a gap.
+Output arrives in small pieces from the transport's reader threads. One flusher thread per
+process coalesces the pending output of every running job every ``FLUSH_INTERVAL`` seconds (or
+as soon as one job has ``MAX_BUFFER`` characters pending) into chunks with a per-job sequence
+number, stores all of them in one INSERT, and only then sends them to the owners' browsers. The
+WebSocket therefore never shows what is not stored, and a client that reconnects can replay the
+log from the database without a gap.
+
+The same thread records every running job's heartbeat and reads their cancel requests, one query
+each for all of them, so a worker running N jobs holds one database connection for their output
+instead of 2N (docs/PERFORMANCE.md: 50 concurrent jobs exhausted PostgreSQL's 100 connections).
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, IntegrityError, connection
+from django.utils import timezone
 
 from ..models import Job, JobChunk
 from . import messages
@@ -25,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.05
 MAX_BUFFER = 32 * 1024
+HEARTBEAT_INTERVAL = 5.0
+CANCEL_POLL_INTERVAL = 0.25
 
 
 class ChannelsPublisher:
@@ -49,21 +58,33 @@ class ChannelsPublisher:
 
     def send(self, group: str, payloads: list[dict]) -> None:
         """Send each payload to ``group`` in order; errors are logged, never raised."""
-        if not payloads:
+        self.send_many([(group, payloads)])
+
+    def send_many(self, batches: list[tuple[str, list[dict]]]) -> None:
+        """Send several groups' payloads in one hop to the loop: each group's in order, the
+        groups side by side. Errors are logged, never raised."""
+        batches = [(group, payloads) for group, payloads in batches if payloads]
+        if not batches:
             return
         layer = get_channel_layer()
         if layer is None:
             return
 
-        async def send_all() -> None:
+        async def send_group(group: str, payloads: list[dict]) -> None:
             for payload in payloads:
                 await layer.group_send(group, {"type": "bench.event", "message": payload})
+
+        async def send_all() -> None:
+            results = await asyncio.gather(*(send_group(*batch) for batch in batches), return_exceptions=True)
+            for (group, payloads), result in zip(batches, results, strict=True):
+                if isinstance(result, Exception):
+                    logger.warning("could not publish %d message(s) to %s", len(payloads), group, exc_info=result)
 
         future = asyncio.run_coroutine_threadsafe(send_all(), self._ensure_loop())
         try:
             future.result(timeout=10)
         except Exception:
-            logger.warning("could not publish %d message(s) to %s", len(payloads), group, exc_info=True)
+            logger.warning("could not publish to %d group(s)", len(batches), exc_info=True)
 
 
 publisher = ChannelsPublisher()
@@ -74,24 +95,173 @@ def user_group(user_id: int) -> str:
     return f"user-{user_id}"
 
 
+def _drop_broken_connection() -> None:
+    """Django's ``close_old_connections()`` without its ``CONN_MAX_AGE`` part: with the default
+    ``CONN_MAX_AGE=0`` that part closes the connection every time, so every flush paid for a new
+    PostgreSQL connection (a backend process: ~7 ms of server CPU). Only a broken one is dropped."""
+    if connection.connection is not None and connection.errors_occurred:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
+
+
+def _store_and_publish(batch: list[tuple[JobOutputStream, list[JobChunk]]]) -> None:
+    """Store the chunks of several streams in one INSERT, then publish them, then call back.
+
+    A failed INSERT raises; the caller puts the chunks back (database away) or drops them.
+    """
+    _drop_broken_connection()
+    JobChunk.objects.bulk_create([chunk for _stream, chunks in batch for chunk in chunks])
+    publisher.send_many([
+        (stream._group, [messages.script_output(stream.job, chunk) for chunk in chunks])
+        for stream, chunks in batch
+        if stream._group
+    ])
+    for stream, chunks in batch:
+        if stream._on_flush is not None:
+            stream._on_flush("".join(chunk.data for chunk in chunks if chunk.stream == JobChunk.Stream.STDOUT))
+
+
+class _Flusher:
+    """The process's one flusher thread, shared by every open :class:`JobOutputStream`."""
+
+    def __init__(self) -> None:
+        self._streams: dict[int, JobOutputStream] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def add(self, stream: JobOutputStream) -> None:
+        with self._lock:
+            self._streams[id(stream)] = stream
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="devbench-output-flusher", daemon=True)
+                self._pid = os.getpid()
+                self._thread.start()
+        self._wake.set()  # its first heartbeat at once
+
+    def remove(self, stream: JobOutputStream) -> None:
+        with self._lock:
+            self._streams.pop(id(stream), None)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        next_cancel_poll = 0.0
+        failing = False
+        while True:
+            with self._lock:
+                streams = list(self._streams.values())
+            if not streams:
+                connection.close()  # hold no connection while no job runs here
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            cycle_end = time.monotonic() + FLUSH_INTERVAL
+            try:
+                self._flush(streams)
+                now = time.monotonic()
+                due = [stream for stream in streams if now >= stream._next_beat]
+                if due:
+                    self._heartbeat(due, now)
+                if now >= next_cancel_poll:
+                    self._poll_cancel(streams)
+                    next_cancel_poll = now + CANCEL_POLL_INTERVAL
+                failing = False
+            except Exception:
+                if not failing:  # once per outage, not every cycle
+                    logger.exception("storing job output failed; retrying every %s s", FLUSH_INTERVAL)
+                failing = True
+                connection.close()  # reconnect on the next cycle
+            self._wake.wait(max(0.0, cycle_end - time.monotonic()))
+            self._wake.clear()
+
+    @staticmethod
+    def _flush(streams: list[JobOutputStream]) -> None:
+        batch: list[tuple[JobOutputStream, list[JobChunk]]] = []
+        try:
+            for stream in streams:
+                if not stream._flush_lock.acquire(blocking=False):
+                    continue  # its owner is flushing it (closing)
+                chunks = [] if stream._closed else stream._take_chunks()
+                if chunks:
+                    batch.append((stream, chunks))
+                else:
+                    stream._flush_lock.release()
+            if not batch:
+                return
+            try:
+                _store_and_publish(batch)
+            except IntegrityError:
+                # One job's rows refused (its job row is gone?): store the others on their own.
+                for index, (stream, chunks) in enumerate(batch):
+                    try:
+                        _store_and_publish([(stream, chunks)])
+                    except IntegrityError:
+                        logger.warning("dropped %d output chunk(s) of job %s", len(chunks), stream.job.pk,
+                                       exc_info=True)
+                    except DatabaseError:
+                        for later, later_chunks in batch[index:]:
+                            later._put_back(later_chunks)
+                        raise
+            except DatabaseError:
+                for stream, chunks in batch:  # the database is away: keep them for the next cycle
+                    stream._put_back(chunks)
+                raise
+        finally:
+            for stream, _chunks in batch:
+                stream._flush_lock.release()
+
+    @staticmethod
+    def _heartbeat(streams: list[JobOutputStream], now: float) -> None:
+        """Tell the stale-job sweeper that these jobs' worker is alive."""
+        for stream in streams:
+            stream._next_beat = now + HEARTBEAT_INTERVAL
+        _drop_broken_connection()
+        Job.objects.filter(pk__in=[stream.job.pk for stream in streams]).update(heartbeat_at=timezone.now())
+
+    @staticmethod
+    def _poll_cancel(streams: list[JobOutputStream]) -> None:
+        waiting = {stream.job.pk: stream for stream in streams if not stream._cancel_requested}
+        if not waiting:
+            return
+        _drop_broken_connection()
+        for job_id in Job.objects.filter(pk__in=list(waiting), cancel_requested_at__isnull=False).values_list(
+            "pk", flat=True
+        ):
+            waiting[job_id]._cancel_requested = True
+
+
+_flusher = _Flusher()
+
+
 class JobOutputStream:
-    """Collects a running job's output and flushes it as stored, then published, chunks."""
+    """Collects a running job's output; the shared flusher stores, then publishes, it as chunks.
+
+    Use it as a context manager: on exit what is left is flushed in the caller's thread, so every
+    chunk is stored and published before the caller announces the job's end.
+    """
 
     def __init__(self, job: Job, *, on_flush: Callable[[str], None] | None = None):
         self.job = job
         self.seq = job.last_seq
-        self._pending: list[tuple[str, str]] = []
+        self._pending: list[tuple[str, list[str]]] = []
         self._pending_size = 0
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._lock = threading.Lock()  # guards _pending
+        self._flush_lock = threading.Lock()  # one flush of this stream at a time, in seq order
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._registered = False
+        self._cancel_requested = False
+        self._next_beat = 0.0
         self._on_flush = on_flush
         self._group = user_group(job.owner_id) if job.owner_id else None
 
     def __enter__(self) -> JobOutputStream:
-        self._thread = threading.Thread(target=self._run, name=f"devbench-job-{self.job.pk}-flush", daemon=True)
-        self._thread.start()
+        self._registered = True
+        _flusher.add(self)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -103,45 +273,58 @@ class JobOutputStream:
             return
         with self._lock:
             if self._pending and self._pending[-1][0] == stream:
-                self._pending[-1] = (stream, self._pending[-1][1] + text)
+                self._pending[-1][1].append(text)
             else:
-                self._pending.append((stream, text))
+                self._pending.append((stream, [text]))
             self._pending_size += len(text)
-            if self._pending_size >= MAX_BUFFER:
-                self._wake.set()
+            full = self._pending_size >= MAX_BUFFER
+        if full and self._registered:
+            _flusher.wake()
+
+    def cancel_requested(self) -> bool:
+        """Whether someone asked to cancel the job (read by the shared flusher every
+        ``CANCEL_POLL_INTERVAL`` seconds while the stream is open; asked directly otherwise)."""
+        if self._cancel_requested or not self._registered or self._closed:
+            return self._cancel_requested or Job.objects.filter(
+                pk=self.job.pk, cancel_requested_at__isnull=False
+            ).exists()
+        return False
 
     def close(self) -> None:
-        """Flush what is left and stop the flusher thread."""
+        """Stop sharing the flusher and store and publish what is left, in this thread."""
+        if self._registered:
+            _flusher.remove(self)
         self._closed = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        else:
-            self.flush()
-
-    def _run(self) -> None:
         try:
-            while not self._closed:
-                self._wake.wait(FLUSH_INTERVAL)
-                self._wake.clear()
-                self.flush()
             self.flush()
-        finally:
-            connection.close()  # this thread's own database connection
+        except DatabaseError:
+            logger.warning("could not store the last output of job %s", self.job.pk, exc_info=True)
 
     def flush(self) -> None:
+        """Store, then publish, what is pending now (in the caller's thread)."""
+        with self._flush_lock:
+            chunks = self._take_chunks()
+            if chunks:
+                try:
+                    _store_and_publish([(self, chunks)])
+                except DatabaseError:
+                    self._put_back(chunks)
+                    raise
+
+    # --- used under _flush_lock ---------------------------------------------------------------
+
+    def _take_chunks(self) -> list[JobChunk]:
         with self._lock:
             pending, self._pending, self._pending_size = self._pending, [], 0
-        if not pending:
-            return
         chunks = []
-        for stream, text in pending:
+        for stream, parts in pending:
             self.seq += 1
-            chunks.append(JobChunk(job_id=self.job.pk, seq=self.seq, stream=stream, data=text))
-        close_old_connections()
-        JobChunk.objects.bulk_create(chunks)
-        if self._group:
-            publisher.send(self._group, [messages.script_output(self.job, chunk) for chunk in chunks])
-        if self._on_flush is not None:
-            self._on_flush("".join(text for stream, text in pending if stream == "stdout"))
+            chunks.append(JobChunk(job_id=self.job.pk, seq=self.seq, stream=stream, data="".join(parts)))
+        return chunks
+
+    def _put_back(self, chunks: list[JobChunk]) -> None:
+        """Undo a take whose INSERT failed: same text, same sequence numbers next time."""
+        self.seq -= len(chunks)
+        with self._lock:
+            self._pending[:0] = [(chunk.stream, [chunk.data]) for chunk in chunks]
+            self._pending_size += sum(len(chunk.data) for chunk in chunks)
