@@ -527,6 +527,12 @@ def _apply_outcome(job: Job, bench: DevBench, result: CommandResult | None, stat
     elif job.command == Command.STATUS:
         bench.status = protocol.parse_status_output(result.stdout, result.exit_code) if result else Status.UNKNOWN
         bench.last_error = reason
+        # A status check never overrides a delete that started while it ran.
+        bench.updated_at = timezone.now()
+        DevBench.objects.filter(pk=bench.pk).exclude(status=Status.DELETING).update(
+            status=bench.status, last_error=bench.last_error, updated_at=bench.updated_at
+        )
+        return False
     else:  # activate, start, stop
         if state == State.SUCCEEDED:
             bench.status = Status.INACTIVE if job.command == Command.STOP else Status.ACTIVE
@@ -628,24 +634,11 @@ def check_status(*, bench: DevBench, actor: User | None) -> str:
         return bench.status
     with transaction.atomic():
         job = _new_job(bench=bench, command=Command.STATUS, actor=actor)
-    previous = bench.status
-    Job.objects.filter(pk=job.pk).update(state=State.RUNNING, started_at=timezone.now())
-    job.state = State.RUNNING
-    result, error = _run_remote(job, bench.host, bench.actual_name)
-    state = _outcome_state(result)
-    reason = "" if state == State.SUCCEEDED else _failure_reason(job, result, error, bench.host)
     now = timezone.now()
-    job.exit_code = result.exit_code if result is not None else None
-    Job.objects.filter(pk=job.pk).update(
-        state=state, finished_at=now, error=reason, exit_code=job.exit_code, last_seq=job.last_seq
-    )
-    bench.status = protocol.parse_status_output(result.stdout, result.exit_code) if result else Status.UNKNOWN
-    bench.last_error = reason
-    DevBench.objects.filter(pk=bench.pk).exclude(status=Status.DELETING).update(
-        status=bench.status, last_error=reason, updated_at=now
-    )
-    if bench.status != previous:
-        _publish(bench.user_id, [messages.status_update(bench, job=job)])
+    Job.objects.filter(pk=job.pk).update(state=State.RUNNING, started_at=now)
+    job.state, job.started_at = State.RUNNING, now
+    result, error = _run_remote(job, bench.host, bench.actual_name)
+    _complete_job(job, bench, result, error)
     return bench.status
 
 
