@@ -89,10 +89,16 @@ def user_info(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"userId": user.pk, "username": user.username, "isAdmin": user.is_staff})
 
 
+def _api_keys_page(request: HttpRequest, *, status: int = 200, **context) -> HttpResponse:
+    """The API-keys page with the user's keys, plus a new key or an error to show."""
+    context["keys"] = selectors.api_keys_for(request.user)
+    return render(request, "accounts/api_keys.html", context, status=status)
+
+
 @login_required_seed
 @require_GET
 def api_keys_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/api_keys.html", {"keys": selectors.api_keys_for(request.user)})
+    return _api_keys_page(request)
 
 
 @login_required_seed
@@ -101,17 +107,8 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
     try:
         key, raw_key = services.create_api_key(user=request.user, name=request.POST.get("name", ""))
     except DomainError as exc:
-        return render(
-            request,
-            "accounts/api_keys.html",
-            {"keys": selectors.api_keys_for(request.user), "error": exc.message},
-            status=exc.http_status,
-        )
-    return render(
-        request,
-        "accounts/api_keys.html",
-        {"keys": selectors.api_keys_for(request.user), "new_key": raw_key, "new_key_name": key.name},
-    )
+        return _api_keys_page(request, status=exc.http_status, error=exc.message)
+    return _api_keys_page(request, new_key=raw_key, new_key_name=key.name)
 
 
 @login_required_seed
@@ -120,10 +117,5 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     try:
         services.revoke_api_key(user=request.user, key_id=key_id)
     except DomainError as exc:
-        return render(
-            request,
-            "accounts/api_keys.html",
-            {"keys": selectors.api_keys_for(request.user), "error": exc.message},
-            status=exc.http_status,
-        )
+        return _api_keys_page(request, status=exc.http_status, error=exc.message)
     return HttpResponseRedirect("/account/api-keys")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from accounts.models import User
 from devbench_site.errors import NotFound
@@ -51,15 +51,6 @@ def stored_log_text(job: Job) -> str:
     """A job's whole stored log as one text (stderr with its ``ERROR: `` prefix)."""
     return "".join(messages.chunk_text(chunk) for chunk in job_log_after(job, 0))
 
-
-def jobs_with_log(queryset: QuerySet[Job]) -> QuerySet[Job]:
-    return queryset.prefetch_related(Prefetch("chunks", queryset=JobChunk.objects.order_by("seq")))
-
-
-def hosts_with_usage() -> list[Host]:
-    from django.db.models import Count
-
-    return list(Host.objects.annotate(bench_count=Count("benches")).order_by("name"))
 
 
 # --- for the REST API -------------------------------------------------------------------------

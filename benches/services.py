@@ -434,7 +434,7 @@ def _run_remote(job: Job, host: Host, vm_name: str) -> tuple[CommandResult | Non
         return None, str(exc)
 
     transport = transport_for(host)
-    timeout = settings.DEVBENCH_STATUS_TIMEOUT if job.command == Command.STATUS else host.command_timeout
+    timeout = _timeout_for(job, host)
     with JobOutputStream(job) as output:
         try:
             result, error = (
@@ -470,6 +470,11 @@ def _outcome_state(result: CommandResult | None) -> str:
     return State.SUCCEEDED if result.exit_code == 0 else State.FAILED
 
 
+def _timeout_for(job: Job, host: Host) -> int:
+    """Seconds a job's command may run: the status timeout, or the host's command timeout."""
+    return settings.DEVBENCH_STATUS_TIMEOUT if job.command == Command.STATUS else host.command_timeout
+
+
 def _failure_reason(job: Job, result: CommandResult | None, error: str, host: Host) -> str:
     if error:
         return error
@@ -477,8 +482,7 @@ def _failure_reason(job: Job, result: CommandResult | None, error: str, host: Ho
     if result.cancelled:
         return f"The {job.command} command was cancelled"
     if result.timed_out:
-        timeout = settings.DEVBENCH_STATUS_TIMEOUT if job.command == Command.STATUS else host.command_timeout
-        return f"The {job.command} command timed out after {timeout} seconds"
+        return f"The {job.command} command timed out after {_timeout_for(job, host)} seconds"
     last_line = next((line for line in reversed(result.stderr.strip().splitlines()) if line.strip()), "")
     reason = f"The {job.command} command failed with exit code {result.exit_code}"
     return f"{reason}: {last_line.strip()}" if last_line else reason
@@ -496,7 +500,7 @@ def _complete_job(job: Job, bench: DevBench, result: CommandResult | None, error
     outgoing = [messages.script_complete(job)]
     bench_gone = _apply_outcome(job, bench, result, state, reason)
     if bench_gone:
-        outgoing.append({**messages.status_update(bench, job=job), "status": "deleted"})
+        outgoing.append(messages.status_update(bench, status="deleted", job=job))
     else:
         outgoing.append(messages.status_update(bench, job=job))
     _publish(job.owner_id, outgoing)
