@@ -22,6 +22,24 @@ def benches_for(user: User) -> QuerySet[DevBench]:
     )
 
 
+# Every value a dashboard card shows (``benches.bench_cards``) that can change, in the order of
+# ``bench_cards.values_of``; ``created_at`` is set once and never changes.
+BENCH_CARD_FIELDS = (
+    "pk", "name", "status", "last_error", "ssh_info", "vnc_info",
+    "host__name", "host__public_host", "host__address", "latest_job_id",
+)
+# What the API's bench list shows: the hosts' other columns (their key, timestamps) are not read.
+BENCH_LIST_FIELDS = (
+    "name", "actual_name", "status", "ssh_info", "vnc_info", "vm_ip", "last_error", "created_at", "updated_at",
+    "host", "host__name",
+)
+
+
+def bench_card_values(user: User) -> QuerySet:
+    """The values of the user's dashboard cards, in the dashboard's order (one query, no models)."""
+    return benches_for(user).values_list(*BENCH_CARD_FIELDS)
+
+
 def bench_for_owner(user: User, bench_id: int) -> DevBench:
     """The user's bench, or NotFound (another user's bench is not found either)."""
     bench = DevBench.objects.select_related("host", "user").filter(pk=bench_id, user=user).first()
@@ -56,8 +74,8 @@ def stored_log_text(job: Job) -> str:
 # --- for the REST API -------------------------------------------------------------------------
 
 def bench_list_for(user: User, *, status: str | None = None, host: str | None = None) -> QuerySet[DevBench]:
-    """``benches_for`` narrowed by status and host name."""
-    benches = benches_for(user)
+    """``benches_for`` narrowed by status and host name, with the columns the list shows."""
+    benches = benches_for(user).only(*BENCH_LIST_FIELDS)
     if status:
         benches = benches.filter(status=status)
     if host:

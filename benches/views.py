@@ -12,7 +12,7 @@ from accounts.decorators import login_required_seed
 from devbench_site.errors import DomainError, error_response
 from devbench_site.request_data import body_fields
 
-from . import selectors, services, ssh_config
+from . import bench_cards, selectors, services, ssh_config
 from .models import Job
 
 SUCCESS = {"success": True}
@@ -82,15 +82,13 @@ cancel_job = require_POST(_json_action(_cancel_job))
 def dashboard(request: HttpRequest) -> HttpResponse:
     if request.user.is_staff:
         return HttpResponseRedirect("/admin")
-    benches = list(selectors.benches_for(request.user))
     return render(
         request,
         "benches/dashboard.html",
         {
-            "benches": benches,
+            "cards": bench_cards.dashboard_cards(request.user, ssh_config.vm_username(request.user)),
             "quota": services.quota_for(request.user),
             "name_max_length": 48,
-            "vm_username": ssh_config.vm_username(request.user),
         },
     )
 

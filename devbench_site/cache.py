@@ -1,16 +1,24 @@
-"""The cache backend: Django's Redis cache that keeps serving when Redis is briefly away.
+"""The cache backend: Django's Redis cache that keeps serving when Redis is briefly away, with
+one connection pool per process.
 
-The cache holds only counters for rate limits (failed sign-ins, bench creations, API
-throttling). While Redis restarts, a read answers "nothing cached" and a write is dropped, so
-pages and the API keep working (limits fail open for those seconds) instead of answering 500.
+The cache holds counters for rate limits (failed sign-ins, bench creations, API throttling) and
+the dashboard's rendered bench cards. While Redis restarts, a read answers "nothing cached" and a
+write is dropped, so pages and the API keep working (limits fail open for those seconds, cards
+are rendered) instead of answering 500.
+
+Django keeps one cache object per thread, and under ASGI every request runs in a thread of its
+own, so Django's client opened a new Redis connection (connect, HELLO, CLIENT SETINFO) for every
+request that touched the cache. The pools here belong to the process; redis-py's pools are
+thread-safe and reset themselves after a fork.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -34,7 +42,42 @@ def _tolerant(default):
     return decorate
 
 
+class ProcessWideRedisCacheClient(RedisCacheClient):
+    """Django's Redis client, with its connection pools shared by every thread of the process."""
+
+    _shared_pools: dict[tuple[str, str], object] = {}
+    _shared_pools_lock = threading.Lock()
+
+    def _get_connection_pool(self, write):
+        server = self._servers[self._get_connection_pool_index(write)]
+        key = (server, repr(sorted(self._pool_options.items(), key=lambda item: item[0])))
+        pool = self._shared_pools.get(key)
+        if pool is None:
+            with self._shared_pools_lock:
+                pool = self._shared_pools.get(key)
+                if pool is None:
+                    pool = self._shared_pools[key] = self._pool_class.from_url(server, **self._pool_options)
+        return pool
+
+
 class ResilientRedisCache(RedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._class = ProcessWideRedisCacheClient
+
+    @_tolerant((0, 0))
+    def count_in_window(self, key: str, window_seconds: int) -> tuple[int, int]:
+        """Count one event under ``key`` in a fixed window that starts with the key's first event,
+        in one round trip (INCR, EXPIRE NX, TTL): the count so far and the window's seconds left.
+        Redis away: ``(0, 0)``, i.e. limits fail open like the rest of this cache."""
+        key = self.make_and_validate_key(key)
+        with self._cache.get_client(key, write=True).pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_seconds, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = pipe.execute()
+        return count, max(ttl, 0)
+
     add = _tolerant(False)(RedisCache.add)
     get = _tolerant(None)(RedisCache.get)
     set = _tolerant(None)(RedisCache.set)

@@ -287,3 +287,29 @@ def test_unknown_and_huge_ids_are_json_404(api):
         response = api.get(path, HTTP_ACCEPT="application/json")
         assert response.status_code == 404
         assert "error" in response.json()
+
+
+def test_bench_representation_is_drf_field_by_field_json(user, settings):
+    """``BenchSerializer.to_representation`` is built by hand for speed: it must write exactly what
+    DRF's declared fields write, for every kind of value, in UTC and in another time zone."""
+    from django.utils import timezone
+    from rest_framework import serializers as drf
+
+    from benches import selectors
+    from benches.api.serializers import BenchSerializer
+    from benches.models import Host
+
+    host = Host.objects.create(name="hv9", kind=Host.Kind.SSH, address="10.0.0.9", username="x",
+                               script_path="/usr/local/bin/devbench-agent")
+    DevBench.objects.create(user=user, host=host, name="plain")
+    DevBench.objects.create(user=user, host=host, name="full", actual_name="alice_full", status="error",
+                            ssh_info="6001", vnc_info="5001", vm_ip="10.0.2.15", last_error="no disk")
+    generic = BenchSerializer()
+    for zone in ("UTC", "Asia/Kolkata"):
+        with timezone.override(zone):
+            first = DevBench.objects.first().pk
+            benches = [*selectors.bench_list_for(user), selectors.bench_detail_for_owner(user, first)]
+            for bench in benches:
+                assert BenchSerializer(bench).data == drf.Serializer.to_representation(generic, bench)
+            suffix = "+05:30" if zone == "Asia/Kolkata" else "Z"
+            assert BenchSerializer(benches[0]).data["createdAt"].endswith(suffix)

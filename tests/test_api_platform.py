@@ -4,6 +4,7 @@ shape, throttling, the browsable API and the OpenAPI document and docs under the
 from __future__ import annotations
 
 import re
+import threading
 
 import jsonschema
 import pytest
@@ -61,6 +62,28 @@ def test_throttle_is_per_user_configurable_and_429(user, make_user, settings):
     # Another key of the same user shares the budget; another user has their own.
     assert bearer_client(user).get("/api/v1/me/").status_code == 429
     assert bob.get("/api/v1/me/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)  # the threads' own database connections see the key
+def test_throttle_counts_concurrent_requests_exactly(user, settings, redis_client):
+    """Twenty requests at once against a budget of ten: exactly ten pass (one atomic count in
+    Redis per request; DRF's read-then-write history let requests at once pass on one count)."""
+    settings.DEVBENCH_API_RATE = "10/min"
+    api = bearer_client(user)
+    barrier, statuses = threading.Barrier(20), []
+
+    def call():
+        barrier.wait()
+        statuses.append(api.get("/api/v1/me/").status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 10 + [429] * 10
+    [key] = list(redis_client.scan_iter("devbench-cache:*throttle_user_*"))
+    assert 50 <= redis_client.ttl(key) <= 60  # the window: started by the first request, not renewed
 
 
 def test_method_not_allowed_and_unknown_paths_are_json(user):
