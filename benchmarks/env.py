@@ -88,6 +88,42 @@ def _pids_matching(text: str) -> list[int]:
     return found
 
 
+class RemoteCpuGroup:
+    """A cpu cgroup for the "remote host" (an sshd and every command it runs).
+
+    sshd gives each SSH session a session of its own, and the kernel's autogroup scheduling makes
+    each session a scheduling entity of its own: 50 agents on the same cores get 50 shares of CPU
+    against DevBench's one. On a deployment the hypervisor hosts are other machines; in a cgroup
+    of its own (default weight) the remote side competes as one entity, as a separate machine's
+    load would not take the cores from DevBench. Work-conserving: with DevBench idle (the
+    ceiling's rounds) the remote side still has both cores. Needs root and the cpu controller;
+    :meth:`enter` returns False where there is none.
+    """
+
+    def __init__(self, name: str):
+        self.path: Path | None = None
+        for root in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")):
+            if (root / "cgroup.procs").exists() and ((root / "cpu.shares").exists() or (root / "cpu.max").exists()
+                                                     or (root / "cgroup.controllers").exists()):
+                self.path = root / name
+                break
+
+    def enter(self, pid: int) -> bool:
+        if self.path is None:
+            return False
+        try:
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cgroup.procs").write_text(str(pid))
+        except OSError:
+            return False
+        return True
+
+    def remove(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+
+
 class CpuMeter:
     """CPU seconds spent by named process trees (and this process) between two snapshots.
 

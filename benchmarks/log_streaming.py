@@ -183,13 +183,17 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
     from tests.sshd import make_agent_script, start_sshd
 
     jobs, lines = (10, 500) if quick else (50, 2000)
-    rounds = rounds or (1 if quick else 3)
+    rounds = rounds or (1 if quick else int(os.environ.get("BENCH_STREAM_ROUNDS", "3")))
     environment.reset_state()
     tmp = environment.tmp / NAME
     sshd = start_sshd(tmp / "sshd")
     nice = int(os.environ.get("BENCH_SSHD_NICE", "0"))
     if nice:  # the "remote host" yields the cores to DevBench, as a separate machine would not take them
         os.setpriority(os.PRIO_PROCESS, sshd.pid, nice)
+    remote_group = benv.RemoteCpuGroup(f"devbench-bench-remote-{os.getpid()}")
+    remote_isolated = os.environ.get("BENCH_REMOTE_CGROUP", "1") != "0" and remote_group.enter(sshd.pid)
+    print(f"  remote side (sshd and its agents) in a cpu cgroup of its own: {'yes' if remote_isolated else 'no'}",
+          flush=True)
     stack = None
     try:
         script = make_agent_script(tmp, script_name="agent", create_lines=lines, step_delay=0, output_format="human")
@@ -230,6 +234,7 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
         if stack is not None:
             stack.stop()
         sshd.stop()
+        remote_group.remove()
 
     ordered = sorted(results, key=lambda r: r["devbench"]["lines_per_second"] or 0)
     median_round = ordered[len(ordered) // 2]
@@ -260,7 +265,8 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
         "name": NAME,
         "title": TITLE,
         "config": {"jobs": jobs, "lines_per_job": lines, "rounds": rounds, "worker_pool": pool,
-                   "worker_concurrency": concurrency or jobs, "worker_processes": workers, "sshd_nice": nice},
+                   "worker_concurrency": concurrency or jobs, "worker_processes": workers, "sshd_nice": nice,
+                   "remote_side_in_own_cgroup": remote_isolated},
         "rounds": results,
         "median_round": median_round,
         "ceiling_lines_per_second": ceiling_rate,

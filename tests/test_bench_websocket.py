@@ -199,3 +199,25 @@ async def test_bearer_header_connects(user):
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from(timeout=2) == {"type": "pong"}
     await communicator.disconnect()
+
+
+async def test_publisher_keeps_call_order_between_queued_and_awaited_sends():
+    """The flusher queues its publishes (``wait=False``) so its next INSERT overlaps them; a job's
+    end is sent with ``wait=True``. Either way a group receives everything in call order."""
+    from channels.layers import get_channel_layer
+
+    from benches.provisioning.streaming import publisher
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("order-test", channel)
+
+    def publish() -> None:
+        for number in range(1, 301):
+            publisher.send("order-test", [{"n": number}], wait=False)
+        publisher.send_many([("order-test", [{"n": 301}, {"n": 302}])])
+
+    await asyncio.get_running_loop().run_in_executor(None, publish)
+    received = [(await asyncio.wait_for(layer.receive(channel), 10))["message"]["n"] for _ in range(302)]
+    assert received == list(range(1, 303))
+    await layer.group_discard("order-test", channel)

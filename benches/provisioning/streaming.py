@@ -15,6 +15,7 @@ instead of 2N (docs/PERFORMANCE.md: 50 concurrent jobs exhausted PostgreSQL's 10
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -37,54 +38,77 @@ CANCEL_POLL_INTERVAL = 0.25
 
 
 class ChannelsPublisher:
-    """Sends group messages through the channel layer from sync code.
+    """Sends group messages through the channel layer from sync code, strictly in call order.
 
     One event loop thread per process owns the layer's Redis connections, so a flush costs a
-    publish, not a new connection (``async_to_sync`` would start a loop per call).
+    publish, not a new connection (``async_to_sync`` would start a loop per call). Calls go
+    through one FIFO drained by one task on that loop: whatever is sent is published after
+    everything sent before it, from any thread. ``wait=False`` returns once the batch is queued,
+    so the flusher stores the next chunks while the last ones are published (at most
+    ``MAX_QUEUED`` batches ahead); ``wait=True`` returns once this batch, and so every earlier
+    one, is published.
     """
+
+    MAX_QUEUED = 64
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue | None = None
+        self._room = threading.BoundedSemaphore(self.MAX_QUEUED)
         self._pid: int | None = None
         self._lock = threading.Lock()
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def _ensure_loop(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
         with self._lock:
             if self._loop is None or self._pid != os.getpid():
-                loop = asyncio.new_event_loop()
+                loop, queue = asyncio.new_event_loop(), asyncio.Queue()
                 threading.Thread(target=loop.run_forever, name="devbench-publisher", daemon=True).start()
-                self._loop, self._pid = loop, os.getpid()
-            return self._loop
+                asyncio.run_coroutine_threadsafe(self._drain(queue), loop)
+                self._room = threading.BoundedSemaphore(self.MAX_QUEUED)
+                self._loop, self._queue, self._pid = loop, queue, os.getpid()
+            return self._loop, self._queue
 
-    def send(self, group: str, payloads: list[dict]) -> None:
+    def send(self, group: str, payloads: list[dict], *, wait: bool = True) -> None:
         """Send each payload to ``group`` in order; errors are logged, never raised."""
-        self.send_many([(group, payloads)])
+        self.send_many([(group, payloads)], wait=wait)
 
-    def send_many(self, batches: list[tuple[str, list[dict]]]) -> None:
-        """Send several groups' payloads in one hop to the loop: each group's in order, the
-        groups side by side. Errors are logged, never raised."""
+    def send_many(self, batches: list[tuple[str, list[dict]]], *, wait: bool = True) -> None:
+        """Send several groups' payloads: each group's in order, the groups side by side, after
+        everything sent before. Errors are logged, never raised."""
         batches = [(group, payloads) for group, payloads in batches if payloads]
-        if not batches:
+        if not batches or get_channel_layer() is None:
             return
-        layer = get_channel_layer()
-        if layer is None:
+        loop, queue = self._ensure_loop()
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        if not self._room.acquire(timeout=10):
+            logger.warning("publishing is stuck: %d group(s) not published", len(batches))
             return
+        loop.call_soon_threadsafe(queue.put_nowait, (batches, done))
+        if wait:
+            try:
+                done.result(timeout=10)
+            except concurrent.futures.TimeoutError:
+                logger.warning("could not publish to %d group(s) within 10 s", len(batches))
 
+    async def _drain(self, queue: asyncio.Queue) -> None:
+        while True:
+            batches, done = await queue.get()
+            try:
+                await self._publish(get_channel_layer(), batches)
+            finally:
+                self._room.release()
+                done.set_result(None)
+
+    @staticmethod
+    async def _publish(layer, batches: list[tuple[str, list[dict]]]) -> None:
         async def send_group(group: str, payloads: list[dict]) -> None:
             for payload in payloads:
                 await layer.group_send(group, {"type": "bench.event", "message": payload})
 
-        async def send_all() -> None:
-            results = await asyncio.gather(*(send_group(*batch) for batch in batches), return_exceptions=True)
-            for (group, payloads), result in zip(batches, results, strict=True):
-                if isinstance(result, Exception):
-                    logger.warning("could not publish %d message(s) to %s", len(payloads), group, exc_info=result)
-
-        future = asyncio.run_coroutine_threadsafe(send_all(), self._ensure_loop())
-        try:
-            future.result(timeout=10)
-        except Exception:
-            logger.warning("could not publish to %d group(s)", len(batches), exc_info=True)
+        results = await asyncio.gather(*(send_group(*batch) for batch in batches), return_exceptions=True)
+        for (group, payloads), result in zip(batches, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("could not publish %d message(s) to %s", len(payloads), group, exc_info=result)
 
 
 publisher = ChannelsPublisher()
@@ -106,9 +130,11 @@ def _drop_broken_connection() -> None:
             connection.close()
 
 
-def _store_and_publish(batch: list[tuple[JobOutputStream, list[JobChunk]]]) -> None:
+def _store_and_publish(batch: list[tuple[JobOutputStream, list[JobChunk]]], *, wait: bool = True) -> None:
     """Store the chunks of several streams in one INSERT, then publish them, then call back.
 
+    With ``wait=False`` (the shared flusher) the publish is queued, not awaited: the next cycle's
+    INSERT overlaps it, and the publisher's order keeps each job's chunks in ``seq`` order.
     A failed INSERT raises; the caller puts the chunks back (database away) or drops them.
     """
     _drop_broken_connection()
@@ -117,7 +143,7 @@ def _store_and_publish(batch: list[tuple[JobOutputStream, list[JobChunk]]]) -> N
         (stream._group, [messages.script_output(stream.job, chunk) for chunk in chunks])
         for stream, chunks in batch
         if stream._group
-    ])
+    ], wait=wait)
     for stream, chunks in batch:
         if stream._on_flush is not None:
             stream._on_flush("".join(chunk.data for chunk in chunks if chunk.stream == JobChunk.Stream.STDOUT))
@@ -194,12 +220,12 @@ class _Flusher:
             if not batch:
                 return
             try:
-                _store_and_publish(batch)
+                _store_and_publish(batch, wait=False)
             except IntegrityError:
                 # One job's rows refused (its job row is gone?): store the others on their own.
                 for index, (stream, chunks) in enumerate(batch):
                     try:
-                        _store_and_publish([(stream, chunks)])
+                        _store_and_publish([(stream, chunks)], wait=False)
                     except IntegrityError:
                         logger.warning("dropped %d output chunk(s) of job %s", len(chunks), stream.job.pk,
                                        exc_info=True)
