@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import BigIntegerField, QuerySet
+from django.db.models.expressions import RawSQL
 
 from accounts.models import User
 from devbench_site.errors import NotFound
@@ -11,13 +13,33 @@ from .models import DevBench, Host, Job, JobChunk
 from .provisioning import messages
 
 
+def _latest_job_id_sql() -> RawSQL:
+    """``(SELECT id FROM job WHERE bench_id = bench.id ORDER BY created_at DESC, id DESC LIMIT 1)``.
+
+    The same correlated subquery Django builds from ``Subquery(OuterRef(...))``, written once: the
+    ORM compiled that one on every request, which cost the dashboard and the bench list ~1 ms of
+    CPU each (docs/PERFORMANCE.md, benchmark 4). It names the bench table itself, so it is only
+    for querysets whose base table is not aliased (not inside another query's subquery).
+    """
+    quote = connection.ops.quote_name
+    job, bench = quote(Job._meta.db_table), quote(DevBench._meta.db_table)
+    sql = (  # names from the models, no values: nothing to inject
+        f"SELECT {job}.{quote('id')} FROM {job} WHERE {job}.{quote('bench_id')} = {bench}.{quote('id')} "  # noqa: S608
+        f"ORDER BY {job}.{quote('created_at')} DESC, {job}.{quote('id')} DESC LIMIT 1"
+    )
+    return RawSQL(  # noqa: S611
+        sql,
+        (),
+        output_field=BigIntegerField(),
+    )
+
+
 def benches_for(user: User) -> QuerySet[DevBench]:
     """The user's benches with their host and the id of their latest job (one query)."""
-    latest_job = Job.objects.filter(bench=OuterRef("pk")).order_by("-created_at", "-id").values("pk")[:1]
     return (
         DevBench.objects.filter(user=user)
         .select_related("host")
-        .annotate(latest_job_id=Subquery(latest_job))
+        .annotate(latest_job_id=_latest_job_id_sql())
         .order_by("created_at", "id")
     )
 
