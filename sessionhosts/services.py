@@ -56,20 +56,41 @@ def _state_of(status: SessionHostStatus) -> str:
     return SessionHost.State.PENDING
 
 
+def _status_fields(status: SessionHostStatus, now) -> dict:
+    """The record of a host's observed status (and that no error stands)."""
+    return {
+        "namespace": status.namespace,
+        "state": _state_of(status),
+        "ready": status.ready,
+        "pod_phase": status.pod_phase,
+        "cert_ready": status.cert_ready,
+        "cert_pending_reason": status.cert_pending_reason,
+        "atch_session_count": status.atch_session_count,
+        "pod_created_at": status.created_at,
+        "last_checked_at": now,
+        "last_error": "",
+        "last_error_at": None,
+    }
+
+
 def _record_status(host: SessionHost, status: SessionHostStatus) -> None:
-    SessionHost.objects.filter(pk=host.pk).update(
-        namespace=status.namespace,
-        state=_state_of(status),
-        ready=status.ready,
-        pod_phase=status.pod_phase,
-        cert_ready=status.cert_ready,
-        cert_pending_reason=status.cert_pending_reason,
-        atch_session_count=status.atch_session_count,
-        pod_created_at=status.created_at,
-        last_checked_at=timezone.now(),
-        last_error="",
-        last_error_at=None,
-    )
+    SessionHost.objects.filter(pk=host.pk).update(**_status_fields(status, timezone.now()))
+
+
+def _record_statuses(observed: list[tuple[SessionHost, SessionHostStatus]]) -> None:
+    """Record many hosts' statuses: one UPDATE per host whose record changed, and one for all
+    the others' ``last_checked_at`` (a resync of 1,000 unchanged hosts wrote 1,000 UPDATEs:
+    1.2 of its 1.7 s, docs/PERFORMANCE.md benchmark 6)."""
+    now = timezone.now()
+    unchanged = []
+    for host, status in observed:
+        fields = _status_fields(status, now)
+        if all(getattr(host, name) == value for name, value in fields.items() if name != "last_checked_at"):
+            unchanged.append(host.pk)
+        else:
+            SessionHost.objects.filter(pk=host.pk).update(**fields)
+    if unchanged:
+        SessionHost.objects.filter(pk__in=unchanged).update(last_checked_at=now)
 
 
 def _record_error(host: SessionHost, message: str) -> None:
@@ -197,8 +218,7 @@ def resync_session_hosts() -> ResyncReport:
 
     result = reconcile.resync(cluster, config, active=active, deleting=deleting, idle=idle)
 
-    for username, status in result.statuses.items():
-        _record_status(by_username[username], status)
+    _record_statuses([(by_username[username], status) for username, status in result.statuses.items()])
     for username, message in result.errors.items():
         _record_error(by_username[username], message)
     report = ResyncReport(

@@ -95,13 +95,25 @@ def test_resync_recreates_a_deleted_namespace_with_everything_in_it(kube, three_
     assert ("devbench-bob", "session-host") in kube.names("pods")
 
 
-def test_resync_records_the_last_known_state(kube, three_hosts):
+def test_resync_records_the_last_known_state(kube, three_hosts, django_assert_num_queries):
     kube.set_pod("devbench-alice", phase="Running", ready=True, annotations={"devbench.io/atch-sessions": "2"})
     kube.set_certificate("devbench-alice", ready=True)
+    SessionHost.objects.filter(user__username="carol").update(last_error="stale")
     services.resync_session_hosts()
     alice = SessionHost.objects.get(user__username="alice")
     assert (alice.state, alice.ready, alice.cert_ready, alice.atch_session_count) == ("ready", True, True, 2)
     assert SessionHost.objects.get(user__username="bob").state == "pending"
+    assert SessionHost.objects.get(user__username="carol").last_error == ""
+
+    # Nothing changed since: the hosts with their users, then one UPDATE of last_checked_at.
+    SessionHost.objects.update(last_checked_at=None)
+    with django_assert_num_queries(2):
+        services.resync_session_hosts()
+    assert not SessionHost.objects.filter(last_checked_at=None).exists()
+    kube.set_pod("devbench-bob", phase="Running", ready=True)
+    with django_assert_num_queries(3):  # and bob's UPDATE
+        services.resync_session_hosts()
+    assert SessionHost.objects.get(user__username="bob").ready is True
 
 
 def test_resync_leaves_deactivated_users_alone_and_reports_unknown_namespaces(kube, three_hosts):
