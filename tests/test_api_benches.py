@@ -214,7 +214,7 @@ def test_no_host_with_capacity_is_503(api, settings):
 
 
 def test_list_is_paginated_and_filterable_without_n_plus_one(api, user, make_user, local_agent, run_jobs,
-                                                            settings, django_assert_max_num_queries):
+                                                            settings, django_assert_num_queries):
     settings.DEVBENCH_DEFAULT_QUOTA = 20
     settings.DEVBENCH_CREATE_LIMIT_PER_HOUR = 20
     for index in range(12):
@@ -225,7 +225,7 @@ def test_list_is_paginated_and_filterable_without_n_plus_one(api, user, make_use
         services.request_command(bench=bench, command="stop", actor=user)
     run_jobs()
     api.get("/api/v1/me/")  # the key's last use is recorded (once a minute)
-    with django_assert_max_num_queries(3):  # the key, count, page: nothing per row
+    with django_assert_num_queries(2):  # the key; the page with its total: nothing per row
         response = api.get("/api/v1/benches/?page_size=5")
     body = response.json()
     assert body["count"] == 12 and len(body["results"]) == 5
@@ -241,7 +241,12 @@ def test_list_is_paginated_and_filterable_without_n_plus_one(api, user, make_use
     assert api.get("/api/v1/benches/?host=elsewhere").json()["count"] == 0
     bad = api.get("/api/v1/benches/?status=sleeping")
     assert bad.status_code == 400 and list(bad.json()["fields"]) == ["status"]
-    assert api.get("/api/v1/benches/?page=9").status_code == 404
+    past_the_end = api.get("/api/v1/benches/?page=9")
+    assert (past_the_end.status_code, past_the_end.json()) == (404, {"error": "Invalid page."})
+    for bad_page in ("0", "-1", "two", "1.5"):
+        assert api.get(f"/api/v1/benches/?page={bad_page}").json() == {"error": "Invalid page."}
+    assert api.get("/api/v1/benches/?host=elsewhere&page=1").json() == {
+        "count": 0, "next": None, "previous": None, "results": []}
 
 
 def test_job_list_of_a_bench_without_n_plus_one(api, user, local_agent, run_jobs,
@@ -252,7 +257,7 @@ def test_job_list_of_a_bench_without_n_plus_one(api, user, local_agent, run_jobs
         services.request_command(bench=bench, command=command, actor=user)
         run_jobs()
     api.get("/api/v1/me/")  # the key's last use is recorded (once a minute)
-    with django_assert_max_num_queries(4):  # the key, the bench, count, page
+    with django_assert_max_num_queries(3):  # the key, the bench, the page with its total
         body = api.get(f"/api/v1/benches/{bench.pk}/jobs/").json()
     assert body["count"] == 6
     assert [job["command"] for job in body["results"]] == ["activate", "start", "stop", "start", "stop", "create"]

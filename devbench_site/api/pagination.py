@@ -1,14 +1,40 @@
-"""Page-number pagination: ``?page=N&page_size=M`` → ``{"count", "next", "previous", "results"}``."""
+"""Page-number pagination: ``?page=N&page_size=M`` → ``{"count", "next", "previous", "results"}``,
+with the total counted by the page's own query."""
 
 from __future__ import annotations
 
+from django.core.paginator import Paginator
+from django.db.models import Count, QuerySet, Window
 from rest_framework import pagination
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
 
+class SinglePassPaginator(Paginator):
+    """Django's paginator, but a page of a model queryset is read with its total in the same
+    query (``COUNT(*) OVER ()``) instead of a ``SELECT COUNT(*)`` before it: one query per page.
+    Anything else — a page past the end, an empty list, a bad number, ``values()`` rows — goes
+    through Django's own checks and errors unchanged."""
+
+    def page(self, number):
+        try:
+            index = int(number)
+        except (TypeError, ValueError):
+            return super().page(number)
+        queryset = self.object_list
+        if index < 1 or self.orphans or not isinstance(queryset, QuerySet) or queryset._fields is not None:
+            return super().page(number)
+        bottom = (index - 1) * self.per_page
+        rows = list(queryset.annotate(_page_total=Window(Count("pk")))[bottom:bottom + self.per_page])
+        if not rows:
+            return super().page(number)
+        self.__dict__["count"] = rows[0]._page_total  # Paginator.count is a cached_property
+        return self._get_page(rows, index, self)
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
+    django_paginator_class = SinglePassPaginator
     page_size = DEFAULT_PAGE_SIZE
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
