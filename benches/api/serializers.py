@@ -6,6 +6,7 @@ Only shapes and types live here; the rules (names, quotas, host settings) are in
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -68,19 +69,22 @@ class BenchSerializer(serializers.Serializer):
 
     def to_representation(self, bench: DevBench) -> dict:
         """The fields above, built directly: the same JSON as DRF's field-by-field path (tested),
-        at a tenth of its cost for a page of benches (docs/PERFORMANCE.md, benchmark 4)."""
+        at a tenth of its cost for a page of benches (docs/PERFORMANCE.md, benchmark 4). The host's
+        name comes from the list's ``host_name`` column where it has one (no Host instances)."""
+        zone = timezone.get_current_timezone()
+        host_name = bench.host_name if hasattr(bench, "host_name") else bench.host.name
         return {
             "id": bench.pk,
             "name": bench.name,
             "actualName": bench.actual_name,
             "status": bench.status,
-            "host": bench.host.name,
+            "host": host_name,
             "sshInfo": bench.ssh_info,
             "vncInfo": bench.vnc_info,
             "vmIp": bench.vm_ip,
             "lastError": bench.last_error,
-            "createdAt": api_datetime(bench.created_at),
-            "updatedAt": api_datetime(bench.updated_at),
+            "createdAt": api_datetime(bench.created_at, zone),
+            "updatedAt": api_datetime(bench.updated_at, zone),
             "latestJobId": getattr(bench, "latest_job_id", None),
         }
 

@@ -3,6 +3,8 @@ services'). Invalid input raises DRF's ValidationError, which the exception hand
 
 from __future__ import annotations
 
+import functools
+
 from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 
@@ -13,8 +15,15 @@ def parse_body(serializer_class: type[Serializer], request: Request, *, partial:
     return dict(serializer.validated_data)
 
 
+@functools.cache
+def _all_optional(serializer_class: type[Serializer]) -> bool:
+    return not any(field.required for field in serializer_class().fields.values())
+
+
 def parse_query(serializer_class: type[Serializer], request: Request) -> dict:
     """The query string's values (the last one of a repeated parameter), absent ones left out."""
+    if not request.query_params and _all_optional(serializer_class):
+        return {}  # nothing to read: no serializer to build (a list's usual request)
     serializer = serializer_class(data=request.query_params.dict())
     serializer.is_valid(raise_exception=True)
     return {name: value for name, value in serializer.validated_data.items() if value not in (None, "")}
