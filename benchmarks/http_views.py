@@ -2,7 +2,7 @@
 
 Pages: ``GET /dashboard`` and ``GET /api/v1/benches/`` (first page, 50 benches, and
 ``?page_size=100``: all of them), signed in with the session cookie. Ceiling: a trivial view
-(``/_bench/trivial``: signed in, a constant body) on the same server. ``BENCH_HTTP_ROUNDS`` (3)
+(``/_bench/trivial``: signed in, a constant body) on the same server. ``BENCH_HTTP_ROUNDS`` (5)
 rounds, each measuring the ceiling and then every page (1 s warm-up, then ``BENCH_WRK_SECONDS``
 (6) s each); a page's ratio is taken against its own round's ceiling and the median round's
 ratio is reported, so a machine whose speed drifts between rounds does not skew it.
@@ -75,7 +75,7 @@ def run(environment: benv.Environment, *, quick: bool = False) -> dict:
     from benches.models import DevBench, Host, Job
 
     seconds = 3 if quick else int(os.environ.get("BENCH_WRK_SECONDS", "6"))
-    rounds = 1 if quick else int(os.environ.get("BENCH_HTTP_ROUNDS", "3"))
+    rounds = 1 if quick else int(os.environ.get("BENCH_HTTP_ROUNDS", "5"))
     environment.reset_state()
     [user] = benv.make_users("web", 1)
     host = Host.objects.create(name="webhost", kind=Host.Kind.SSH, address="127.0.0.1", port=22, username="x",
