@@ -14,8 +14,10 @@ MAX_PAGE_SIZE = 200
 class SinglePassPaginator(Paginator):
     """Django's paginator, but a page of a model queryset is read with its total in the same
     query (``COUNT(*) OVER ()``) instead of a ``SELECT COUNT(*)`` before it: one query per page.
-    Anything else — a page past the end, an empty list, a bad number, ``values()`` rows — goes
-    through Django's own checks and errors unchanged."""
+    Anything else — a page past the end, an empty list, a bad number, an offset no database
+    takes, ``values()`` rows — goes through Django's own checks and errors unchanged."""
+
+    MAX_OFFSET = 2**31  # beyond it the count decides (Django's 404), not an OFFSET the database refuses
 
     def page(self, number):
         try:
@@ -26,6 +28,8 @@ class SinglePassPaginator(Paginator):
         if index < 1 or self.orphans or not isinstance(queryset, QuerySet) or queryset._fields is not None:
             return super().page(number)
         bottom = (index - 1) * self.per_page
+        if bottom > self.MAX_OFFSET:
+            return super().page(number)
         rows = list(queryset.annotate(_page_total=Window(Count("pk")))[bottom:bottom + self.per_page])
         if not rows:
             return super().page(number)
