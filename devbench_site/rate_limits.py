@@ -25,13 +25,10 @@ class FixedWindowCounter:
         return any(count >= self.limit for count in counts.values())
 
     def record(self, *keys: str) -> None:
+        """Count one event under each key; the first event starts the key's window (one atomic
+        round trip per key, ``ResilientRedisCache.count_in_window``)."""
         for key in keys:
-            cache_key = self._key(key)
-            cache.add(cache_key, 0, timeout=self.window_seconds)  # starts the window
-            try:
-                cache.incr(cache_key)  # keeps the window's expiry
-            except ValueError:  # expired between add and incr
-                cache.set(cache_key, 1, timeout=self.window_seconds)
+            cache.count_in_window(self._key(key), self.window_seconds)
 
     def reset(self, key: str) -> None:
         cache.delete(self._key(key))
