@@ -15,6 +15,7 @@ Without the cache (Redis away) every card is rendered, as before.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -34,10 +35,9 @@ LIST_SECONDS = 24 * 3600  # one list per user, overwritten when it changes
 
 
 def values_of(bench: DevBench) -> tuple:
-    """A bench's card values, as ``selectors.BENCH_CARD_FIELDS`` reads them from the database."""
-    host = bench.host
-    return (bench.pk, bench.name, bench.status, bench.last_error, bench.ssh_info,
-            bench.vnc_info, host.name, host.public_host, host.address, getattr(bench, "latest_job_id", None))
+    """A bench's card values, read from the instance as ``selectors.BENCH_CARD_FIELDS`` names them
+    (``host__name`` is ``bench.host.name``), so they equal the database's rows for the same bench."""
+    return tuple(functools.reduce(getattr, field.split("__"), bench) for field in selectors.BENCH_CARD_FIELDS)
 
 
 def _template_digest() -> str:

@@ -44,8 +44,8 @@ def benches_for(user: User) -> QuerySet[DevBench]:
     )
 
 
-# Every value a dashboard card shows (``benches.bench_cards``) that can change, in the order of
-# ``bench_cards.values_of``; ``created_at`` is set once and never changes.
+# Every value a dashboard card shows (``benches.bench_cards``) that can change; ``created_at`` is
+# set once and never changes.
 BENCH_CARD_FIELDS = (
     "pk", "name", "status", "last_error", "ssh_info", "vnc_info",
     "host__name", "host__public_host", "host__address", "latest_job_id",
