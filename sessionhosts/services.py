@@ -8,6 +8,7 @@ created on the cluster and goes only once the namespace is gone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -97,38 +98,42 @@ def _record_error(host: SessionHost, message: str) -> None:
     SessionHost.objects.filter(pk=host.pk).update(last_error=message, last_error_at=timezone.now())
 
 
+Observe = Callable[[kube.Cluster, SessionHostConfig, str], SessionHostStatus]
+
+
+def _observed(user: User, observe: Observe) -> SessionHostStatus:
+    """Run ``observe(cluster, config, username)`` for the user's session host and record what it
+    saw, or the Kubernetes error it raised (then re-raised)."""
+    cluster = _cluster()
+    config = SessionHostConfig.from_settings()
+    host = _record_for(user, config)
+    try:
+        status = observe(cluster, config, user.username)
+    except DomainError as exc:
+        _record_error(host, exc.message)
+        raise
+    _record_status(host, status)
+    return status
+
+
 def ensure_session_host(*, user: User) -> SessionHostStatus:
     """Create-or-get the user's namespace, PVCs, Pod, Service, Ingress and Certificate.
 
     Idempotent: when everything exists it only reads. Raises ``Unavailable`` when Kubernetes is not
     configured and ``KubernetesAPIError`` when the API server fails.
     """
-    cluster = _cluster()
-    config = SessionHostConfig.from_settings()
-    host = _record_for(user, config)
-    try:
-        outcome = reconcile.ensure(cluster, config, user.username)
-    except DomainError as exc:
-        _record_error(host, exc.message)
-        raise
-    if outcome.created or outcome.deleted:
-        logger.info("session host of %s: created %s; deleted %s", user.username, outcome.created, outcome.deleted)
-    _record_status(host, outcome.status)
-    return outcome.status
+    def ensure(cluster: kube.Cluster, config: SessionHostConfig, username: str) -> SessionHostStatus:
+        outcome = reconcile.ensure(cluster, config, username)
+        if outcome.created or outcome.deleted:
+            logger.info("session host of %s: created %s; deleted %s", username, outcome.created, outcome.deleted)
+        return outcome.status
+
+    return _observed(user, ensure)
 
 
 def session_host_status(*, user: User) -> SessionHostStatus:
     """The live readiness of the user's pod and certificate (two GETs), recorded as last known."""
-    cluster = _cluster()
-    config = SessionHostConfig.from_settings()
-    host = _record_for(user, config)
-    try:
-        status = reconcile.read_status(cluster, config, user.username)
-    except DomainError as exc:
-        _record_error(host, exc.message)
-        raise
-    _record_status(host, status)
-    return status
+    return _observed(user, reconcile.read_status)
 
 
 def delete_session_host(*, user: User) -> bool:
