@@ -453,6 +453,18 @@ def start(
 
 # --- pytest fixtures ----------------------------------------------------------------------------
 
+def session_host_objects(namespace: str) -> dict[str, set[tuple[str | None, str]]]:
+    """Every object of one user's session host, as ``KubeEmulator.names`` lists them by plural."""
+    return {
+        "namespaces": {(None, namespace)},
+        "persistentvolumeclaims": {(namespace, "home"), (namespace, "workspace")},
+        "pods": {(namespace, "session-host")},
+        "services": {(namespace, "session-host")},
+        "ingresses": {(namespace, "session-host")},
+        "certificates": {(namespace, "session-host-tls")},
+    }
+
+
 @pytest.fixture(scope="session")
 def kube_emulator_server() -> Iterator[KubeEmulator]:
     """One emulator for the whole run."""

@@ -18,20 +18,14 @@ from accounts.models import User
 from sessionhosts import services, tasks
 from sessionhosts.kube import KubernetesAPIError, KubernetesAPIUnavailable
 from sessionhosts.models import SessionHost
+from tests.k8s_emulator import session_host_objects
 
 pytestmark = pytest.mark.django_db
 
 ENSURE = "/api/v1/pods/session-host"
 STATUS = "/api/v1/pods/session-host/alice/status"
 NS = "devbench-alice"
-EVERY_OBJECT = {
-    "namespaces": {(None, NS)},
-    "persistentvolumeclaims": {(NS, "home"), (NS, "workspace")},
-    "pods": {(NS, "session-host")},
-    "services": {(NS, "session-host")},
-    "ingresses": {(NS, "session-host")},
-    "certificates": {(NS, "session-host-tls")},
-}
+EVERY_OBJECT = session_host_objects(NS)
 CREATE_PATHS = {  # the POST path of each kind, as regular expressions for kube.faults
     "namespaces": r"^/api/v1/namespaces$",
     "persistentvolumeclaims": r"/persistentvolumeclaims$",

@@ -11,19 +11,13 @@ from django.test import Client
 
 from accounts import services as account_services
 from sessionhosts.models import SessionHost
+from tests.k8s_emulator import session_host_objects
 
 pytestmark = pytest.mark.django_db
 
 ENSURE = "/api/v1/pods/session-host"
 NS = "devbench-alice"
-EVERY_OBJECT = {
-    "namespaces": {(None, NS)},
-    "persistentvolumeclaims": {(NS, "home"), (NS, "workspace")},
-    "pods": {(NS, "session-host")},
-    "services": {(NS, "session-host")},
-    "ingresses": {(NS, "session-host")},
-    "certificates": {(NS, "session-host-tls")},
-}
+EVERY_OBJECT = session_host_objects(NS)
 
 
 def status_path(username: str = "alice") -> str:
