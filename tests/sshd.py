@@ -388,6 +388,7 @@ PrintMotd no
 PrintLastLog no
 LogLevel VERBOSE
 Subsystem sftp internal-sftp
+SetEnv HOME={home}
 """
 
 
@@ -428,6 +429,13 @@ def start_sshd(tmp_dir, *, port: int | None = None) -> SSHDHost:
     client_public_key = _keygen(client_key, "devbench-test-client")
     authorized_keys = workdir / "authorized_keys"
     authorized_keys.write_text(client_public_key + "\n")
+    # The sessions' HOME: the test host's account is the one running the tests (root in CI), and
+    # bash, started by sshd, runs that account's ~/.bashrc before every command. On a machine whose
+    # ~/.bashrc does work (pyenv init here: ~100 processes, ~150 ms of CPU), that cost — not sshd,
+    # not DevBench — set the pace of every remote command (docs/PERFORMANCE.md, benchmark 1). A
+    # home of its own makes the host behave like a hypervisor host's provisioning account.
+    home = workdir / "home"
+    home.mkdir(exist_ok=True)
     attempts = 1 if port is not None else 5
     for attempt in range(attempts):
         chosen = port if port is not None else _free_port()
@@ -441,6 +449,7 @@ def start_sshd(tmp_dir, *, port: int | None = None) -> SSHDHost:
                 pid_file=workdir / "sshd.pid",
                 authorized_keys=authorized_keys,
                 username=username,
+                home=home,
             ),
         )
         known_hosts = workdir / "known_hosts"
