@@ -22,6 +22,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.models import User
+from devbench_site.db_connections import give_back_connection
 from devbench_site.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
 from devbench_site.rate_limits import FixedWindowCounter
 
@@ -436,6 +437,7 @@ def _run_remote(job: Job, host: Host, vm_name: str) -> tuple[CommandResult | Non
     transport = transport_for(host)
     timeout = _timeout_for(job, host)
     with JobOutputStream(job) as output:
+        give_back_connection()  # the output is stored by the flusher; the command may run for minutes
         try:
             result, error = (
                 transport.run(

@@ -103,7 +103,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env.str("DEVBENCH_TEST_DATABASE_NAME", default=str(VAR_DIR / "test-devbench.sqlite3"))
     }
 else:
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)  # with a pool: checked when lent out
+    # A pool of PostgreSQL connections per process. Under ASGI every request runs in a thread of its
+    # own, and Django closes a thread's connection when the request ends: without a pool every
+    # request, WebSocket handshake and task opened a new one (a server process: ~5 ms of server
+    # CPU and ~1 ms here; docs/PERFORMANCE.md). Connections are opened as needed (none at start),
+    # closed after 5 idle minutes; a thread that finds all DEVBENCH_DB_POOL_SIZE lent out waits up
+    # to DEVBENCH_DB_POOL_TIMEOUT seconds, then gets the database-unavailable answer (503).
+    # Jobs give theirs back while their remote command runs (benches.services). 0 turns it off.
+    DEVBENCH_DB_POOL_SIZE = env.int("DEVBENCH_DB_POOL_SIZE", default=20)
+    if DEVBENCH_DB_POOL_SIZE > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 0,
+            "max_size": DEVBENCH_DB_POOL_SIZE,
+            "max_idle": 300,
+            "timeout": env.float("DEVBENCH_DB_POOL_TIMEOUT", default=5.0),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis / Valkey ---------------------------------------------------------------------------
