@@ -19,6 +19,25 @@ pytest_plugins = [
 
 STRONG_PASSWORD = "Sturdy-Passw0rd!"
 
+# The pytest process runs threads of its own (requests at once through the test client, servers
+# in threads) whose database connections Django never closes: out of a pool they would never
+# come back, and the pool would run dry. This process therefore opens its connections directly;
+# the pool runs where it runs in production — in the Daphne and worker processes the live-stack
+# and fault tests start — and tests/test_db_pool.py installs it here (``install_db_pool``).
+DB_POOL_OPTIONS = settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
+
+
+def install_db_pool(options: dict | None) -> None:
+    """Give this process's connections a pool with ``options`` (None: no pool) from now on."""
+    from django.db import connection
+
+    connection.close()
+    connection.close_pool()
+    if options is None:
+        connection.settings_dict["OPTIONS"].pop("pool", None)
+    else:
+        connection.settings_dict["OPTIONS"]["pool"] = options  # shared by every thread's connection
+
 
 @pytest.fixture
 def redis_client():

@@ -15,14 +15,20 @@ from django.db import connection
 from benches import services
 from benches.models import Job
 from devbench_site.db_connections import give_back_connection
+from tests.conftest import DB_POOL_OPTIONS, install_db_pool
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def postgresql_only():
+def production_pool():
+    """This process's connections from the pool the settings configure, as in Daphne and workers."""
     if connection.vendor != "postgresql":
         pytest.skip("the pool is PostgreSQL's (CI runs the suite there)")
+    assert DB_POOL_OPTIONS is not None, "DEVBENCH_DB_POOL_SIZE=0 in the environment?"
+    install_db_pool(DB_POOL_OPTIONS)
+    yield DB_POOL_OPTIONS
+    install_db_pool(None)
 
 
 def _in_a_new_thread(target) -> None:
@@ -47,8 +53,8 @@ def _backend_pid() -> int:
         return cursor.fetchone()[0]
 
 
-def test_requests_in_new_threads_reuse_one_pooled_connection():
-    assert connection.settings_dict["OPTIONS"]["pool"]["max_size"] == settings.DEVBENCH_DB_POOL_SIZE
+def test_requests_in_new_threads_reuse_one_pooled_connection(production_pool):
+    assert production_pool["max_size"] == settings.DEVBENCH_DB_POOL_SIZE
     pids: list[int] = []
     for _ in range(10):
         _in_a_new_thread(lambda: pids.append(_backend_pid()))
@@ -84,17 +90,9 @@ def test_give_back_connection_keeps_a_transactions_connection():
 
 
 @pytest.fixture
-def pool_of_two():
+def pool_of_two(production_pool):
     """This process's pool shrunk to two connections, lent for at most 1 s."""
-    options = connection.settings_dict["OPTIONS"]  # shared by every thread's connection
-    saved = options["pool"]
-    connection.close()
-    connection.close_pool()
-    options["pool"] = {"min_size": 0, "max_size": 2, "timeout": 1.0}
-    yield
-    connection.close()
-    connection.close_pool()
-    options["pool"] = saved
+    install_db_pool({**production_pool, "max_size": 2, "timeout": 1.0})
 
 
 def test_more_running_jobs_than_pooled_connections_all_finish(ssh_agent, make_user, pool_of_two):
