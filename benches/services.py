@@ -197,21 +197,28 @@ def _clean_host(host: Host) -> None:
 
 
 def _pick_host() -> Host:
-    """The enabled host with the most free capacity (locked for this transaction)."""
+    """The enabled host with the most free capacity, locked for this transaction.
+
+    A host's benches are counted again once it is locked: every create locks its host before
+    adding a bench, so creates at once cannot all take a host's last place (the count made before
+    the lock can be stale by then). A host found full then is passed over for the next one.
+    """
     ensure_local_host()
     hosts = Host.objects.filter(enabled=True)
     if not settings.DEVBENCH_LOCAL_HOST:
         hosts = hosts.exclude(kind=Host.Kind.LOCAL)
-    candidate = (
+    candidates = list(
         hosts.annotate(used=Count("benches"))
         .annotate(free=F("capacity") - F("used"))
         .filter(free__gt=0)
         .order_by("-free", "name")
-        .first()
+        .values_list("pk", flat=True)
     )
-    if candidate is None:
-        raise Unavailable("No host has free capacity for a new DevBench; ask an admin")
-    return Host.objects.select_for_update().get(pk=candidate.pk)
+    for pk in candidates:
+        host = Host.objects.select_for_update().filter(pk=pk, enabled=True).first()
+        if host is not None and DevBench.objects.filter(host=host).count() < host.capacity:
+            return host
+    raise Unavailable("No host has free capacity for a new DevBench; ask an admin")
 
 
 # --- benches ----------------------------------------------------------------------------------

@@ -54,6 +54,31 @@ def test_ten_concurrent_creates_of_one_name_make_exactly_one_bench(user, local_a
     assert Job.objects.count() == 1
 
 
+def test_concurrent_creates_never_fill_a_host_beyond_its_capacity(make_user, local_agent):
+    Host.objects.filter(name="local").update(capacity=3)
+    users = [make_user(f"racer{letter}") for letter in "abcdefgh"]
+    barrier = threading.Barrier(len(users))
+    results: list[int] = []
+
+    def attempt(user):
+        close_old_connections()
+        client = Client()
+        client.force_login(user)
+        barrier.wait()
+        response = client.post("/create-devbench", data='{"name": "box"}', content_type="application/json")
+        results.append(response.status_code)
+        close_old_connections()
+
+    threads = [threading.Thread(target=attempt, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [200] * 3 + [503] * 5
+    assert DevBench.objects.filter(host__name="local").count() == 3
+    assert Job.objects.count() == 3
+
+
 def test_delete_and_activate_at_once_have_one_winner(user, local_agent, run_jobs):
     bench = services.create_bench(user=user, name="contested")
     run_jobs()
