@@ -145,3 +145,21 @@ def test_requests_in_new_threads_share_the_redis_connections(user, redis_client)
         thread.join()
     assert statuses == [200] * 10
     assert redis_client.info("stats")["total_connections_received"] - before <= 1
+
+
+def test_every_thread_uses_the_process_redis_client():
+    """One ``redis.Redis`` per pool for the process: Django built one per cache call."""
+    from django.core.cache import caches
+
+    seen = []
+
+    def client_of_this_thread():
+        cache = caches["default"]  # Django's cache objects are per thread
+        seen.append((cache, cache._cache.get_client(write=True), cache._cache.get_client(write=False)))
+
+    for _ in range(3):
+        thread = threading.Thread(target=client_of_this_thread)
+        thread.start()
+        thread.join()
+    assert len({id(cache) for cache, _, _ in seen}) == 3  # kept alive in ``seen``: distinct ids
+    assert len({id(client) for _, writer, reader in seen for client in (writer, reader)}) == 1
