@@ -31,32 +31,8 @@ def state_counts() -> tuple[int, int, int, int, int]:
 
 # --- races --------------------------------------------------------------------------------------
 
-def test_ten_concurrent_creates_of_one_name_make_exactly_one_bench(user, local_agent):
-    barrier = threading.Barrier(10)
-    results: list[int] = []
-
-    def attempt():
-        close_old_connections()
-        client = Client()
-        client.force_login(user)
-        barrier.wait()
-        response = client.post("/create-devbench", data='{"name": "same"}', content_type="application/json")
-        results.append(response.status_code)
-        close_old_connections()
-
-    threads = [threading.Thread(target=attempt) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(results) == [200] + [400] * 9
-    assert DevBench.objects.filter(user=user, name="same").count() == 1
-    assert Job.objects.count() == 1
-
-
-def test_concurrent_creates_never_fill_a_host_beyond_its_capacity(make_user, local_agent):
-    Host.objects.filter(name="local").update(capacity=3)
-    users = [make_user(f"racer{letter}") for letter in "abcdefgh"]
+def creates_at_once(users: list, name: str) -> list[int]:
+    """Each user POSTs ``/create-devbench`` with ``name`` at the same moment; the status codes."""
     barrier = threading.Barrier(len(users))
     results: list[int] = []
 
@@ -65,7 +41,7 @@ def test_concurrent_creates_never_fill_a_host_beyond_its_capacity(make_user, loc
         client = Client()
         client.force_login(user)
         barrier.wait()
-        response = client.post("/create-devbench", data='{"name": "box"}', content_type="application/json")
+        response = client.post("/create-devbench", data=json.dumps({"name": name}), content_type="application/json")
         results.append(response.status_code)
         close_old_connections()
 
@@ -74,7 +50,19 @@ def test_concurrent_creates_never_fill_a_host_beyond_its_capacity(make_user, loc
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(results) == [200] * 3 + [503] * 5
+    return sorted(results)
+
+
+def test_ten_concurrent_creates_of_one_name_make_exactly_one_bench(user, local_agent):
+    assert creates_at_once([user] * 10, "same") == [200] + [400] * 9
+    assert DevBench.objects.filter(user=user, name="same").count() == 1
+    assert Job.objects.count() == 1
+
+
+def test_concurrent_creates_never_fill_a_host_beyond_its_capacity(make_user, local_agent):
+    Host.objects.filter(name="local").update(capacity=3)
+    users = [make_user(f"racer{letter}") for letter in "abcdefgh"]
+    assert creates_at_once(users, "box") == [200] * 3 + [503] * 5
     assert DevBench.objects.filter(host__name="local").count() == 3
     assert Job.objects.count() == 3
 
