@@ -43,31 +43,25 @@ def _tolerant(default):
 
 
 class ProcessWideRedisCacheClient(RedisCacheClient):
-    """Django's Redis client, with its connection pools — and a ``redis.Redis`` on each — shared
+    """Django's Redis client, with one ``redis.Redis`` (and its connection pool) per server shared
     by every thread of the process. Django built a new ``redis.Redis`` for every cache call (~85 µs
-    of CPU: its table of ~170 response callbacks); one per pool serves every thread, as redis-py's
-    clients take a connection from the pool for each command."""
+    of CPU: its table of ~170 response callbacks) on pools kept per thread; redis-py's clients take
+    a connection from their pool for each command, so one serves every thread."""
 
-    _shared: dict[tuple[str, str], tuple[object, object]] = {}
+    _shared_clients: dict[tuple[str, str], object] = {}
     _shared_lock = threading.Lock()
 
-    def _shared_pool_and_client(self, write) -> tuple[object, object]:
-        server = self._servers[self._get_connection_pool_index(write)]
-        key = (server, repr(sorted(self._pool_options.items(), key=lambda item: item[0])))
-        shared = self._shared.get(key)
-        if shared is None:
-            with self._shared_lock:
-                shared = self._shared.get(key)
-                if shared is None:
-                    pool = self._pool_class.from_url(server, **self._pool_options)
-                    shared = self._shared[key] = (pool, self._client(connection_pool=pool))
-        return shared
-
-    def _get_connection_pool(self, write):
-        return self._shared_pool_and_client(write)[0]
-
     def get_client(self, key=None, *, write=False):
-        return self._shared_pool_and_client(write)[1]
+        server = self._servers[self._get_connection_pool_index(write)]
+        shared_key = (server, repr(sorted(self._pool_options.items(), key=lambda item: item[0])))
+        client = self._shared_clients.get(shared_key)
+        if client is None:
+            with self._shared_lock:
+                client = self._shared_clients.get(shared_key)
+                if client is None:
+                    pool = self._pool_class.from_url(server, **self._pool_options)
+                    client = self._shared_clients[shared_key] = self._client(connection_pool=pool)
+        return client
 
 
 class ResilientRedisCache(RedisCache):
