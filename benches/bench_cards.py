@@ -74,7 +74,7 @@ def dashboard_cards(user: User, vm_username: str) -> DashboardCards:
     One query for the cards' values and one GET; when anything changed, one MGET for the cards
     and, for those not found, one query for their rows and one MSET.
     """
-    rows = list(selectors.bench_card_values(user))
+    rows = selectors.bench_card_values(user)
     digest = _digest_function(vm_username)
     list_key = f"bench-cards:user:{user.pk}"
     list_digest = digest(rows)

@@ -1,0 +1,84 @@
+"""``PrecompiledValuesQuery`` returns what the ORM's ``values_list()`` would, with one query and
+the same SQL on every call, and refuses querysets it cannot run that way."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.models import FloatField
+from django.db.models.expressions import RawSQL
+from django.test.utils import CaptureQueriesContext
+
+from benches import selectors
+from benches.models import DevBench
+from devbench_site.precompiled_queries import PrecompiledValuesQuery
+from tests.test_dashboard_cards import host, make_benches  # noqa: F401 - host is a fixture
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_card_values_are_the_orms_and_follow_changes(make_user, host):  # noqa: F811
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    make_benches(alice, host, 3)
+    make_benches(bob, host, 2, first=10)
+    orm = lambda user: list(selectors.benches_for(user).values_list(*selectors.BENCH_CARD_FIELDS))  # noqa: E731
+    for user in (alice, bob, carol):
+        assert selectors.bench_card_values(user) == orm(user)
+    assert [row[1] for row in selectors.bench_card_values(alice)] == ["vm0", "vm1", "vm2"]
+    assert selectors.bench_card_values(carol) == []
+    assert all(isinstance(row[-1], int) for row in selectors.bench_card_values(alice))  # latest job id
+
+    DevBench.objects.filter(user=alice, name="vm1").update(status=DevBench.Status.INACTIVE, last_error="gone")
+    make_benches(carol, host, 1, first=20)
+    assert selectors.bench_card_values(alice) == orm(alice)
+    assert selectors.bench_card_values(alice)[1][2:4] == ("inactive", "gone")
+    assert [row[1] for row in selectors.bench_card_values(carol)] == ["vm20"]
+
+
+def test_one_query_with_the_same_sql_each_time(make_user, host):  # noqa: F811
+    alice, bob = make_user("alice"), make_user("bob")
+    make_benches(alice, host, 2)
+    executed = []
+
+    def record(execute, sql, params, many, context):
+        executed.append((sql, tuple(params)))
+        return execute(sql, params, many, context)
+
+    with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(record):
+        selectors.bench_card_values(alice)
+        selectors.bench_card_values(bob)
+    assert len(queries) == 2
+    assert executed[0][0] == executed[1][0]
+    assert [params for _, params in executed] == [(alice.pk,), (bob.pk,)]
+
+
+def test_constants_stay_and_converters_apply(make_user, host):  # noqa: F811
+    alice = make_user("alice")
+    make_benches(alice, host, 3)
+    DevBench.objects.filter(name="vm2").update(status=DevBench.Status.INACTIVE)
+    query = PrecompiledValuesQuery(
+        lambda user_id: DevBench.objects.filter(user_id=user_id, status="active")
+        .annotate(one=RawSQL("1", (), output_field=FloatField()))
+        .order_by("name").values_list("name", "one"),
+        arity=1,
+    )
+    assert query.rows(alice.pk) == [("vm0", 1.0), ("vm1", 1.0)]
+    assert all(type(one) is float for _, one in query.rows(alice.pk))  # the database sent an integer
+
+
+def test_querysets_it_cannot_run_are_refused(make_user):
+    alice = make_user("alice")
+    with pytest.raises(TypeError, match="values_list"):
+        PrecompiledValuesQuery(lambda user_id: DevBench.objects.filter(user_id=user_id), arity=1).rows(alice.pk)
+    with pytest.raises(TypeError, match="values_list"):
+        PrecompiledValuesQuery(
+            lambda user_id: DevBench.objects.filter(user_id=user_id).values_list("name", flat=True), arity=1,
+        ).rows(alice.pk)
+    with pytest.raises(ValueError, match="exactly once"):
+        PrecompiledValuesQuery(lambda user_id: DevBench.objects.values_list("name"), arity=1).rows(alice.pk)
+    with pytest.raises(ValueError, match="exactly once"):
+        PrecompiledValuesQuery(
+            lambda user_id: DevBench.objects.filter(user_id=user_id + 1).values_list("name"), arity=1,
+        ).rows(alice.pk)
+    with pytest.raises(TypeError, match="expected 1 arguments"):
+        PrecompiledValuesQuery(lambda user_id: DevBench.objects.values_list("name"), arity=1).rows()
