@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet, Window
+from django.db.models.query import ModelIterable, ValuesIterable
 from rest_framework import pagination
 
 DEFAULT_PAGE_SIZE = 50
@@ -12,10 +13,11 @@ MAX_PAGE_SIZE = 200
 
 
 class SinglePassPaginator(Paginator):
-    """Django's paginator, but a page of a model queryset is read with its total in the same
-    query (``COUNT(*) OVER ()``) instead of a ``SELECT COUNT(*)`` before it: one query per page.
-    Anything else — a page past the end, an empty list, a bad number, an offset no database
-    takes, ``values()`` rows — goes through Django's own checks and errors unchanged."""
+    """Django's paginator, but a page of a queryset of model instances or ``values()`` dicts is
+    read with its total in the same query (``COUNT(*) OVER ()``) instead of a ``SELECT COUNT(*)``
+    before it: one query per page. Anything else — a page past the end, an empty list, a bad
+    number, an offset no database takes, ``values_list()`` rows — goes through Django's own checks
+    and errors unchanged."""
 
     MAX_OFFSET = 2**31  # beyond it the count decides (Django's 404), not an OFFSET the database refuses
 
@@ -25,7 +27,8 @@ class SinglePassPaginator(Paginator):
         except (TypeError, ValueError):
             return super().page(number)
         queryset = self.object_list
-        if index < 1 or self.orphans or not isinstance(queryset, QuerySet) or queryset._fields is not None:
+        if (index < 1 or self.orphans or not isinstance(queryset, QuerySet)
+                or queryset._iterable_class not in (ModelIterable, ValuesIterable)):
             return super().page(number)
         bottom = (index - 1) * self.per_page
         if bottom > self.MAX_OFFSET:
@@ -33,7 +36,9 @@ class SinglePassPaginator(Paginator):
         rows = list(queryset.annotate(_page_total=Window(Count("pk")))[bottom:bottom + self.per_page])
         if not rows:
             return super().page(number)
-        self.__dict__["count"] = rows[0]._page_total  # Paginator.count is a cached_property
+        first = rows[0]
+        # Paginator.count is a cached_property
+        self.__dict__["count"] = first["_page_total"] if isinstance(first, dict) else first._page_total
         return self._get_page(rows, index, self)
 
 
