@@ -414,7 +414,8 @@ class Stack:
     @contextlib.contextmanager
     def profiled(self, label: str):
         """With ``BENCH_PROFILE=web,worker`` set, sample those processes with py-spy for the block
-        (``--format raw``: folded stacks, see :func:`top_frames`) into ``benchmarks/results/profiles/``."""
+        (``--format raw``: one folded stack and its sample count per line) into
+        ``benchmarks/results/profiles/``."""
         wanted = [name for name in os.environ.get("BENCH_PROFILE", "").split(",") if name in self.processes]
         spies = []
         out_dir = RESULTS_DIR / "profiles"

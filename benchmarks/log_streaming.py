@@ -194,7 +194,7 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
         pool: str = "threads", concurrency: int | None = None, workers: int | None = None) -> dict:
     from tests.sshd import make_agent_script, start_sshd
 
-    jobs, lines = (10, 500) if quick else (50, 2000)
+    jobs, lines = (10, 500) if quick else (50, int(os.environ.get("BENCH_STREAM_LINES", "2000")))
     rounds = rounds or (1 if quick else int(os.environ.get("BENCH_STREAM_ROUNDS", "3")))
     environment.reset_state()
     tmp = environment.tmp / NAME
