@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.db import connection
-from django.db.models import BigIntegerField, F, QuerySet
+from django.db.models import BigIntegerField, Count, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from accounts.models import User
@@ -70,6 +72,55 @@ def bench_card_values(user: User) -> list[tuple]:
     """The values of the user's dashboard cards, in the dashboard's order: one query, no models,
     its SQL compiled once per process (the dashboard runs it on every view)."""
     return _BENCH_CARD_VALUES.rows(user.pk)
+
+
+_BENCH_COUNTS = PrecompiledValuesQuery(
+    lambda user_id, name: User.objects.filter(pk=user_id).annotate(
+        owned=Count("benches"), same_name=Count("benches", filter=Q(benches__name=name)),
+    ).values_list("owned", "same_name"),
+    arity=2,
+)
+
+
+def bench_counts_for(user: User, name: str) -> tuple[int, int]:
+    """The user's benches, and those among them named ``name`` (0 or 1): one query, compiled once
+    per process (every create asks)."""
+    rows = _BENCH_COUNTS.rows(user.pk, name)
+    return rows[0] if rows else (0, 0)
+
+
+def _hosts_by_free_capacity(*, with_local: bool) -> QuerySet:
+    hosts = Host.objects.filter(enabled=True)
+    if not with_local:
+        hosts = hosts.exclude(kind=Host.Kind.LOCAL)
+    return (
+        hosts.annotate(used=Count("benches"))
+        .annotate(free=F("capacity") - F("used"))
+        .filter(free__gt=0)
+        .order_by("-free", "name")
+        .values_list("pk")
+    )
+
+
+_HOSTS_BY_FREE_CAPACITY = {
+    with_local: PrecompiledValuesQuery(functools.partial(_hosts_by_free_capacity, with_local=with_local), arity=0)
+    for with_local in (True, False)
+}
+_BENCHES_ON_HOST = PrecompiledValuesQuery(
+    lambda host_id: Host.objects.filter(pk=host_id).annotate(used=Count("benches")).values_list("used"), arity=1,
+)
+
+
+def host_ids_by_free_capacity(*, with_local: bool) -> list[int]:
+    """Enabled hosts with a free place, most free first (one query, compiled once per process).
+    ``with_local=False`` leaves out the built-in local host."""
+    return [pk for (pk,) in _HOSTS_BY_FREE_CAPACITY[with_local].rows()]
+
+
+def bench_count_on(host_id: int) -> int:
+    """How many benches a host holds (one query, compiled once per process)."""
+    rows = _BENCHES_ON_HOST.rows(host_id)
+    return rows[0][0] if rows else 0
 
 
 def bench_for_owner(user: User, bench_id: int) -> DevBench:

@@ -18,7 +18,7 @@ import paramiko
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -26,6 +26,7 @@ from devbench_site.db_connections import give_back_connection
 from devbench_site.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
 from devbench_site.rate_limits import FixedWindowCounter
 
+from . import selectors
 from .models import BENCH_NAME_MAX_LENGTH, DevBench, Host, Job
 from .provisioning import host_keys, messages, protocol
 from .provisioning.streaming import JobOutputStream, publisher, user_group
@@ -204,19 +205,9 @@ def _pick_host() -> Host:
     the lock can be stale by then). A host found full then is passed over for the next one.
     """
     ensure_local_host()
-    hosts = Host.objects.filter(enabled=True)
-    if not settings.DEVBENCH_LOCAL_HOST:
-        hosts = hosts.exclude(kind=Host.Kind.LOCAL)
-    candidates = list(
-        hosts.annotate(used=Count("benches"))
-        .annotate(free=F("capacity") - F("used"))
-        .filter(free__gt=0)
-        .order_by("-free", "name")
-        .values_list("pk", flat=True)
-    )
-    for pk in candidates:
+    for pk in selectors.host_ids_by_free_capacity(with_local=settings.DEVBENCH_LOCAL_HOST):
         host = Host.objects.select_for_update().filter(pk=pk, enabled=True).first()
-        if host is not None and DevBench.objects.filter(host=host).count() < host.capacity:
+        if host is not None and selectors.bench_count_on(host.pk) < host.capacity:
             return host
     raise Unavailable("No host has free capacity for a new DevBench; ask an admin")
 
@@ -254,10 +245,11 @@ def create_bench(*, user: User, name: str) -> DevBench:
     host with free capacity. Nothing is written when one fails.
     """
     name = validate_bench_name((name or "").strip() if isinstance(name, str) else name)
-    if DevBench.objects.filter(user=user, name=name).exists():
+    owned, same_name = selectors.bench_counts_for(user, name)
+    if same_name:
         raise InvalidInput(DUPLICATE_NAME_MESSAGE, fields={"name": [DUPLICATE_NAME_MESSAGE]})
     quota = quota_for(user)
-    if DevBench.objects.filter(user=user).count() >= quota:
+    if owned >= quota:
         raise InvalidInput(f"DevBench quota reached: you have {quota} of {quota}. Delete one first.")
     limit = _creation_limit()
     if limit.exceeded(str(user.pk)):
@@ -406,7 +398,7 @@ def execute_job(job_id: int) -> Job | None:
     A job found ``running`` was started by a worker that died: its command may have had
     effects, so it is marked failed rather than run again.
     """
-    job = Job.objects.select_related("bench", "host", "owner").filter(pk=job_id).first()
+    job = Job.objects.select_related("bench__user", "host", "owner").filter(pk=job_id).first()
     if job is None:
         return None
     if job.state == State.RUNNING:

@@ -18,7 +18,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.db.models.query import ValuesListIterable
 
-# Integers no real argument takes: each marks where one argument lands among the SQL's parameters.
+# Integers no real argument takes: each marks where one argument lands among the SQL's parameters
+# (as the integer, or as its text where the ORM prepared it for a text column).
 _PLACEHOLDER_BASE = -(2**62)
 
 
@@ -37,9 +38,9 @@ class _Compiled:
 class PrecompiledValuesQuery:
     """A ``values_list()`` read compiled once per database, run with new arguments.
 
-    ``build`` takes integer arguments (ids) and returns the queryset; every argument must reach
-    the SQL as a parameter of its own, unchanged, and nothing else may vary between calls.
-    ``rows(*args)`` returns what ``list(build(*args))`` would.
+    ``build`` takes its arguments (ids, or text compared as it is) and returns the queryset; every
+    argument must reach the SQL as a parameter of its own, unchanged, and nothing else may vary
+    between calls. ``rows(*args)`` returns what ``list(build(*args))`` would.
     """
 
     def __init__(self, build: Callable[..., QuerySet], arity: int):
@@ -48,7 +49,7 @@ class PrecompiledValuesQuery:
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def rows(self, *args: int, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+    def rows(self, *args: int | str, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
         if len(args) != self._arity:
             raise TypeError(f"expected {self._arity} arguments, got {len(args)}")
         compiled = self._compiled.get(using) or self._compile(using)
@@ -81,8 +82,10 @@ class PrecompiledValuesQuery:
                 raise TypeError("PrecompiledValuesQuery needs a values_list() queryset (not flat, not named)")
             compiler = queryset.query.get_compiler(using)
             sql, compiled_params = compiler.as_sql()
+            marks = {**{str(mark): index for index, mark in enumerate(placeholders)},
+                     **{mark: index for index, mark in enumerate(placeholders)}}
             params = tuple(
-                _Argument(placeholders.index(param)) if param in placeholders else param
+                _Argument(marks[param]) if isinstance(param, int | str) and param in marks else param
                 for param in compiled_params
             )
             used = sorted(param.index for param in params if isinstance(param, _Argument))

@@ -82,3 +82,37 @@ def test_querysets_it_cannot_run_are_refused(make_user):
         ).rows(alice.pk)
     with pytest.raises(TypeError, match="expected 1 arguments"):
         PrecompiledValuesQuery(lambda user_id: DevBench.objects.values_list("name"), arity=1).rows()
+
+
+def test_text_arguments_reach_the_sql_as_given(make_user, host):  # noqa: F811
+    alice = make_user("alice")
+    make_benches(alice, host, 2)
+    counts = PrecompiledValuesQuery(
+        lambda user_id, name: DevBench.objects.filter(user_id=user_id, name=name).values_list("name"), arity=2,
+    )
+    assert counts.rows(alice.pk, "vm1") == [("vm1",)]
+    assert counts.rows(alice.pk, "vm1' OR '1'='1") == []  # a parameter, never SQL
+    assert selectors.bench_counts_for(alice, "vm0") == (2, 1)
+    assert selectors.bench_counts_for(alice, "other") == (2, 0)
+    assert selectors.bench_counts_for(make_user("bob"), "vm0") == (0, 0)
+    with pytest.raises(ValueError, match="exactly once"):  # the ORM wraps it in %...%: not the argument
+        PrecompiledValuesQuery(
+            lambda user_id, name: DevBench.objects.filter(user_id=user_id, name__contains=name).values_list("name"),
+            arity=2,
+        ).rows(alice.pk, "vm")
+
+
+def test_host_reads_for_placing_a_bench(make_user, host, settings):  # noqa: F811
+    from benches.models import Host
+
+    alice = make_user("alice")
+    roomy = Host.objects.create(name="hv2", kind=Host.Kind.SSH, address="10.0.0.6", username="devbench",
+                                script_path="/usr/local/bin/devbench-agent", capacity=10)
+    Host.objects.create(name="off", kind=Host.Kind.SSH, address="10.0.0.7", username="devbench",
+                        script_path="/usr/local/bin/devbench-agent", capacity=50, enabled=False)
+    make_benches(alice, host, 3)  # hv1: 100 places, 97 free; hv2: 10 free
+    assert selectors.host_ids_by_free_capacity(with_local=False) == [host.pk, roomy.pk]
+    Host.objects.filter(pk=host.pk).update(capacity=3)
+    assert selectors.host_ids_by_free_capacity(with_local=False) == [roomy.pk]
+    assert selectors.bench_count_on(host.pk) == 3
+    assert selectors.bench_count_on(roomy.pk) == 0
