@@ -398,7 +398,7 @@ def execute_job(job_id: int) -> Job | None:
     A job found ``running`` was started by a worker that died: its command may have had
     effects, so it is marked failed rather than run again.
     """
-    job = Job.objects.select_related("bench__user", "host", "owner").filter(pk=job_id).first()
+    job = Job.objects.select_related("bench__user", "host").filter(pk=job_id).first()
     if job is None:
         return None
     if job.state == State.RUNNING:
