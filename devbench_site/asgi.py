@@ -22,6 +22,10 @@ application = ProtocolTypeRouter(
 )
 
 # Everything imported so far lives as long as the process: move it out of the collector's sight,
-# so that a full collection scans only what requests left behind, not Django's ~170,000 objects
-# (~100 ms each time; docs/PERFORMANCE.md, benchmark 4).
+# so that a full collection scans only what requests left behind, not Django's ~134,000 objects
+# (~100 ms each time). And collect the youngest generation every 10,000 allocations instead of
+# 700: a request's objects then mostly die before a collection, instead of being scanned and
+# promoted while the request still holds them (the API list's GC time per request 0.35 -> 0.18 ms;
+# docs/PERFORMANCE.md, benchmark 4).
 gc.freeze()
+gc.set_threshold(10_000, 10, 10)
