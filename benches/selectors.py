@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from django.db import connection
 from django.db.models import BigIntegerField, Count, F, Q, QuerySet
@@ -10,7 +11,7 @@ from django.db.models.expressions import RawSQL
 
 from accounts.models import User
 from devbench_site.errors import NotFound
-from devbench_site.precompiled_queries import PrecompiledValuesQuery
+from devbench_site.precompiled_queries import BoundPages, PrecompiledPages, PrecompiledValuesQuery
 
 from .models import DevBench, Host, Job, JobChunk
 from .provisioning import messages
@@ -156,17 +157,36 @@ def stored_log_text(job: Job) -> str:
 
 # --- for the REST API -------------------------------------------------------------------------
 
-def bench_list_for(user: User, *, status: str | None = None, host: str | None = None) -> QuerySet[dict]:
-    """``benches_for`` narrowed by status and host name: one dict per bench with the columns the
-    list shows (``BENCH_LIST_FIELDS``, ``latest_job_id``, ``host_name``). Rows, not instances: a
-    page of 50 DevBench instances cost ~0.6 ms of CPU (docs/PERFORMANCE.md, benchmark 4)."""
-    benches = benches_for(user).select_related(None).values(*BENCH_LIST_FIELDS, "latest_job_id",
-                                                            host_name=F("host__name"))
-    if status:
-        benches = benches.filter(status=status)
-    if host:
-        benches = benches.filter(host__name=host)
-    return benches
+def _bench_list_query(by_status: bool, by_host: bool) -> Callable[..., QuerySet[dict]]:
+    def build(user_id: int, *filters: str) -> QuerySet[dict]:
+        benches = _benches_of(user_id).select_related(None).values(
+            *BENCH_LIST_FIELDS, "latest_job_id", host_name=F("host__name"),
+        )
+        values = iter(filters)
+        if by_status:
+            benches = benches.filter(status=next(values))
+        if by_host:
+            benches = benches.filter(host__name=next(values))
+        return benches
+
+    return build
+
+
+_BENCH_LIST_PAGES = {
+    (by_status, by_host): PrecompiledPages(_bench_list_query(by_status, by_host), arity=1 + by_status + by_host)
+    for by_status in (False, True)
+    for by_host in (False, True)
+}
+
+
+def bench_list_for(user: User, *, status: str | None = None, host: str | None = None) -> BoundPages:
+    """``benches_for`` narrowed by status and host name, read a page at a time: one dict per bench
+    with the columns the list shows (``BENCH_LIST_FIELDS``, ``latest_job_id``, ``host_name``).
+    Rows, not instances (50 DevBench instances cost ~0.4 ms of CPU), and SQL compiled once per
+    process for each combination of filters (building and compiling it cost ~0.5 ms per page;
+    docs/PERFORMANCE.md, benchmark 4)."""
+    filters = [value for value in (status, host) if value]
+    return _BENCH_LIST_PAGES[bool(status), bool(host)].bind(user.pk, *filters)
 
 
 def bench_detail_for_owner(user: User, bench_id: int) -> DevBench:

@@ -5,7 +5,9 @@ time, though only the parameters change: for the dashboard's card values that is
 against ~0.15 ms to run the query (docs/PERFORMANCE.md, benchmark 4). ``PrecompiledValuesQuery``
 builds the queryset once with placeholder arguments, keeps the SQL the ORM compiled for it, and
 runs that SQL with the real arguments through Django's cursor (so query logging, counting and
-error wrapping are unchanged), converting the rows as ``values_list()`` would.
+error wrapping are unchanged), converting the rows as ``values_list()`` or ``values()`` would.
+``PrecompiledPages`` reads such a list a page at a time, with the list's total in the same query,
+for ``devbench_site.api.pagination.SinglePassPaginator``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import QuerySet
-from django.db.models.query import ValuesListIterable
+from django.db.models import Count, QuerySet, Window
+from django.db.models.query import ValuesIterable, ValuesListIterable
+
+PAGE_TOTAL = "_page_total"  # the list's total, read with each page (COUNT(*) OVER ())
 
 # Integers no real argument takes: each marks where one argument lands among the SQL's parameters
 # (as the integer, or as its text where the ORM prepared it for a text column).
@@ -33,6 +37,8 @@ class _Compiled:
     sql: str
     params: tuple  # an _Argument where a call's argument goes, else the constant the ORM compiled
     converters: tuple  # (column, (converter, ...), expression): what values_list() would apply
+    names: tuple | None  # values(): each row's keys; values_list(): None (tuples)
+    sliced: bool
 
 
 class PrecompiledValuesQuery:
@@ -40,7 +46,8 @@ class PrecompiledValuesQuery:
 
     ``build`` takes its arguments (ids, or text compared as it is) and returns the queryset; every
     argument must reach the SQL as a parameter of its own, unchanged, and nothing else may vary
-    between calls. ``rows(*args)`` returns what ``list(build(*args))`` would.
+    between calls. ``rows(*args)`` returns what ``list(build(*args))`` would; ``limit`` and
+    ``offset`` read a part of it (``LIMIT``/``OFFSET`` as parameters; not for a sliced queryset).
     """
 
     def __init__(self, build: Callable[..., QuerySet], arity: int):
@@ -49,18 +56,27 @@ class PrecompiledValuesQuery:
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def rows(self, *args: int | str, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+    def rows(self, *args: int | str, using: str = DEFAULT_DB_ALIAS, limit: int | None = None,
+             offset: int = 0) -> list[tuple] | list[dict]:
         if len(args) != self._arity:
             raise TypeError(f"expected {self._arity} arguments, got {len(args)}")
         compiled = self._compiled.get(using) or self._compile(using)
+        sql = compiled.sql
         params = [args[param.index] if isinstance(param, _Argument) else param for param in compiled.params]
         connection = connections[using]
+        if limit is not None or offset:
+            if compiled.sliced:
+                raise TypeError("the queryset is sliced already")
+            sql += " LIMIT %s OFFSET %s"
+            params += [connection.ops.no_limit_value() if limit is None else int(limit), int(offset)]
         with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
-        if not compiled.converters:
-            return [tuple(row) for row in rows]
-        return [self._converted(row, compiled.converters, connection) for row in rows]
+        if compiled.converters:
+            rows = [self._converted(row, compiled.converters, connection) for row in rows]
+        if compiled.names is not None:
+            return [dict(zip(compiled.names, row, strict=True)) for row in rows]
+        return [tuple(row) for row in rows]
 
     @staticmethod
     def _converted(row, converters: tuple, connection) -> tuple:
@@ -78,8 +94,13 @@ class PrecompiledValuesQuery:
                 return self._compiled[using]
             placeholders = [_PLACEHOLDER_BASE - index for index in range(self._arity)]
             queryset = self._build(*placeholders)
-            if queryset._iterable_class is not ValuesListIterable:
-                raise TypeError("PrecompiledValuesQuery needs a values_list() queryset (not flat, not named)")
+            if queryset._iterable_class not in (ValuesListIterable, ValuesIterable):
+                raise TypeError("PrecompiledValuesQuery needs a values() or values_list() queryset (not flat, "
+                                "not named)")
+            query = queryset.query
+            names = None
+            if queryset._iterable_class is ValuesIterable:
+                names = (*query.extra_select, *query.values_select, *query.annotation_select)
             compiler = queryset.query.get_compiler(using)
             sql, compiled_params = compiler.as_sql()
             marks = {**{str(mark): index for index, mark in enumerate(placeholders)},
@@ -98,5 +119,45 @@ class PrecompiledValuesQuery:
                 (column, tuple(functions), expression)
                 for column, (functions, expression) in compiler.get_converters(fields).items()
             )
-            self._compiled[using] = _Compiled(sql, params, converters)
+            self._compiled[using] = _Compiled(sql, params, converters, names, query.is_sliced)
             return self._compiled[using]
+
+
+class PrecompiledPages:
+    """A list of ``values()`` rows read a page at a time, its SQL compiled once per process; each
+    page carries the list's total under ``PAGE_TOTAL`` (one query per page). ``bind(*args)``
+    gives the list for one set of arguments, which ``SinglePassPaginator`` pages."""
+
+    def __init__(self, build: Callable[..., QuerySet], arity: int):
+        self._query = PrecompiledValuesQuery(
+            lambda *args: build(*args).annotate(**{PAGE_TOTAL: Window(Count("pk"))}), arity,
+        )
+
+    def bind(self, *args: int | str) -> BoundPages:
+        return BoundPages(self._query, args)
+
+
+@dataclass(frozen=True)
+class BoundPages:
+    """One list of rows: ``page(offset, limit)`` reads a page and the total; iterating, slicing
+    and ``count()`` behave as on the queryset (for Django's paginator where it checks)."""
+
+    query: PrecompiledValuesQuery
+    args: tuple
+    ordered = True  # built from an ordered queryset (Django's paginator asks)
+
+    def page(self, offset: int, limit: int) -> tuple[list[dict], int]:
+        rows = self.query.rows(*self.args, limit=limit, offset=offset)
+        return rows, (rows[0][PAGE_TOTAL] if rows else 0)
+
+    def count(self) -> int:
+        return self.page(0, 1)[1]
+
+    def __getitem__(self, part: slice) -> list[dict]:
+        if not isinstance(part, slice) or part.step is not None:
+            raise TypeError("only slices without a step")
+        start, stop = part.start or 0, part.stop
+        return self.query.rows(*self.args, limit=None if stop is None else max(stop - start, 0), offset=start)
+
+    def __iter__(self):
+        return iter(self.query.rows(*self.args))

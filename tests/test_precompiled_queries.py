@@ -116,3 +116,31 @@ def test_host_reads_for_placing_a_bench(make_user, host, settings):  # noqa: F81
     assert selectors.host_ids_by_free_capacity(with_local=False) == [roomy.pk]
     assert selectors.bench_count_on(host.pk) == 3
     assert selectors.bench_count_on(roomy.pk) == 0
+
+
+def test_the_bench_list_in_pages_is_the_orms(make_user, host):  # noqa: F811
+    from django.db.models import F
+
+    alice, bob = make_user("alice"), make_user("bob")
+    make_benches(alice, host, 5)
+    make_benches(bob, host, 1, first=10)
+    DevBench.objects.filter(user=alice, name__in=["vm1", "vm3"]).update(status=DevBench.Status.INACTIVE)
+    orm = list(selectors.benches_for(alice).select_related(None).values(
+        *selectors.BENCH_LIST_FIELDS, "latest_job_id", host_name=F("host__name")))
+    benches = selectors.bench_list_for(alice)
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "_page_total"} for row in rows]  # noqa: E731
+    assert strip(benches) == orm
+    rows, total = benches.page(2, 2)
+    assert (strip(rows), total) == (orm[2:4], 5)
+    assert benches.page(10, 2) == ([], 0)
+    assert strip(benches[3:]) == orm[3:] and strip(benches[1:2]) == orm[1:2]
+    assert benches.count() == 5 and selectors.bench_list_for(make_user("carol")).count() == 0
+    inactive = selectors.bench_list_for(alice, status="inactive")
+    assert [row["name"] for row in inactive] == ["vm1", "vm3"] and inactive.count() == 2
+    active_on_hv1 = selectors.bench_list_for(alice, status="active", host="hv1")
+    assert [row["name"] for row in active_on_hv1] == ["vm0", "vm2", "vm4"]
+    assert list(selectors.bench_list_for(alice, host="elsewhere")) == []
+    assert list(selectors.bench_list_for(alice, host="hv1' OR '1'='1")) == []
+    with pytest.raises(TypeError, match="sliced"):
+        PrecompiledValuesQuery(lambda user_id: DevBench.objects.filter(user_id=user_id).values("name")[:1],
+                               arity=1).rows(alice.pk, limit=1)

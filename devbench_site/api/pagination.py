@@ -8,16 +8,18 @@ from django.db.models import Count, QuerySet, Window
 from django.db.models.query import ModelIterable, ValuesIterable
 from rest_framework import pagination
 
+from devbench_site.precompiled_queries import PAGE_TOTAL, BoundPages
+
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
 
 class SinglePassPaginator(Paginator):
-    """Django's paginator, but a page of a queryset of model instances or ``values()`` dicts is
-    read with its total in the same query (``COUNT(*) OVER ()``) instead of a ``SELECT COUNT(*)``
-    before it: one query per page. Anything else — a page past the end, an empty list, a bad
-    number, an offset no database takes, ``values_list()`` rows — goes through Django's own checks
-    and errors unchanged."""
+    """Django's paginator, but a page of a queryset of model instances or ``values()`` dicts, or of
+    a precompiled list (``BoundPages``), is read with its total in the same query (``COUNT(*)
+    OVER ()``) instead of a ``SELECT COUNT(*)`` before it: one query per page. Anything else — a
+    page past the end, an empty list, a bad number, an offset no database takes, ``values_list()``
+    rows — goes through Django's own checks and errors unchanged."""
 
     MAX_OFFSET = 2**31  # beyond it the count decides (Django's 404), not an OFFSET the database refuses
 
@@ -27,18 +29,19 @@ class SinglePassPaginator(Paginator):
         except (TypeError, ValueError):
             return super().page(number)
         queryset = self.object_list
-        if (index < 1 or self.orphans or not isinstance(queryset, QuerySet)
-                or queryset._iterable_class not in (ModelIterable, ValuesIterable)):
+        if index < 1 or self.orphans or (bottom := (index - 1) * self.per_page) > self.MAX_OFFSET:
             return super().page(number)
-        bottom = (index - 1) * self.per_page
-        if bottom > self.MAX_OFFSET:
+        if isinstance(queryset, BoundPages):  # a precompiled list: the page and its total in one query
+            rows, total = queryset.page(bottom, self.per_page)
+        elif isinstance(queryset, QuerySet) and queryset._iterable_class in (ModelIterable, ValuesIterable):
+            rows = list(queryset.annotate(**{PAGE_TOTAL: Window(Count("pk"))})[bottom:bottom + self.per_page])
+            first = rows[0] if rows else None
+            total = first[PAGE_TOTAL] if isinstance(first, dict) else getattr(first, PAGE_TOTAL, 0)
+        else:
             return super().page(number)
-        rows = list(queryset.annotate(_page_total=Window(Count("pk")))[bottom:bottom + self.per_page])
         if not rows:
             return super().page(number)
-        first = rows[0]
-        # Paginator.count is a cached_property
-        self.__dict__["count"] = first["_page_total"] if isinstance(first, dict) else first._page_total
+        self.__dict__["count"] = total  # Paginator.count is a cached_property
         return self._get_page(rows, index, self)
 
 
