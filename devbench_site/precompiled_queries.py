@@ -42,7 +42,7 @@ class _Compiled:
 
 
 class PrecompiledValuesQuery:
-    """A ``values_list()`` read compiled once per database, run with new arguments.
+    """A ``values()`` or ``values_list()`` read compiled once per database, run with new arguments.
 
     ``build`` takes its arguments (ids, or text compared as it is) and returns the queryset; every
     argument must reach the SQL as a parameter of its own, unchanged, and nothing else may vary
