@@ -104,6 +104,21 @@ def test_a_new_job_a_host_change_and_new_or_deleted_benches_show(user_client, us
     assert '<span id="bench-count">3</span>' in page
 
 
+def test_the_dashboard_is_ascii_so_its_300_kb_are_copied_not_transcoded(user_client, user, host):
+    """Typography is written as entities in the dashboard's templates: one non-ASCII character
+    makes Python hold the whole page in two bytes per character, and joining and encoding the
+    ~300 KB of a 100-bench page then cost ~0.3 ms more per view (docs/PERFORMANCE.md, 4.)."""
+    make_benches(user, host, 2)
+    DevBench.objects.create(user=user, host=host, name="fresh", actual_name=f"{user.username}_fresh")  # no ports: "-"
+    response = user_client.get("/dashboard")
+    assert response.status_code == 200
+    assert response.content.isascii()
+    page = response.content.decode()
+    assert "&middot; DevBench</title>" in page
+    assert ">&mdash;</code>" in page  # the bench without ports
+    assert "Checking&hellip;" in page  # the session host card
+
+
 def test_users_never_see_each_others_cards(make_user, host):
     alice, bob = make_user("alice"), make_user("bob")
     make_benches(alice, host, 2)
