@@ -5,8 +5,9 @@ viewer's VM user name, of the time zone and of the card template's source. Any c
 card shows is therefore a new key: nothing is invalidated by hand and a stale card cannot be
 served. Two levels:
 
-- the user's whole list, under one key per user, with the digest of every card's values: the
-  steady state of a dashboard with 100 benches is one narrow query and one GET;
+- the user's whole list, under one key per user, with a fingerprint of every card's values
+  (taken by the database, ``selectors.bench_card_fingerprint``): the steady state of a dashboard
+  with 100 benches is one query answering one short value, and one GET;
 - when the list changed, each card by its own digest (one MGET): only cards whose content is new
   are rendered (their full rows fetched with one more query) and stored with one MSET.
 
@@ -25,6 +26,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
+from devbench_site.db_connections import one_snapshot
 
 from . import selectors
 from .models import DevBench
@@ -71,17 +73,20 @@ class DashboardCards:
 def dashboard_cards(user: User, vm_username: str) -> DashboardCards:
     """The user's bench cards, from the cache where their content was rendered before.
 
-    One query for the cards' values and one GET; when anything changed, one MGET for the cards
-    and, for those not found, one query for their rows and one MSET.
+    One query for the cards' fingerprint and one GET; when anything changed, the fingerprint and
+    the values read again together, one MGET for the cards and, for those not found, one query
+    for their rows and one MSET.
     """
-    rows = selectors.bench_card_values(user)
     digest = _digest_function(vm_username)
     list_key = f"bench-cards:user:{user.pk}"
-    list_digest = digest(rows)
+    list_digest = digest(selectors.bench_card_fingerprint(user))
     stored = cache.get(list_key)
     if stored is not None and stored[0] == list_digest:
         cards_html, blank_html, count = stored[1]
     else:
+        with one_snapshot():  # the list is stored under the fingerprint of the values it shows
+            list_digest = digest(selectors.bench_card_fingerprint(user))
+            rows = selectors.bench_card_values(user)
         cards_html, blank_html, count, exact = _cards_by_content(user, vm_username, rows, digest)
         if exact:  # every card shows the values ``list_digest`` was taken of
             cache.set(list_key, (list_digest, (cards_html, blank_html, count)), LIST_SECONDS)

@@ -10,7 +10,7 @@ from django.db.models.expressions import RawSQL
 from django.test.utils import CaptureQueriesContext
 
 from benches import selectors
-from benches.models import DevBench
+from benches.models import DevBench, Job
 from devbench_site.precompiled_queries import PrecompiledValuesQuery
 from tests.test_dashboard_cards import host, make_benches  # noqa: F401 - host is a fixture
 
@@ -144,3 +144,46 @@ def test_the_bench_list_in_pages_is_the_orms(make_user, host):  # noqa: F811
     with pytest.raises(TypeError, match="sliced"):
         PrecompiledValuesQuery(lambda user_id: DevBench.objects.filter(user_id=user_id).values("name")[:1],
                                arity=1).rows(alice.pk, limit=1)
+
+
+def test_a_fingerprint_changes_exactly_when_the_rows_do(make_user, host):  # noqa: F811
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    make_benches(alice, host, 3)
+    make_benches(bob, host, 3)  # the same names, ports and statuses as alice's: other ids
+    first = selectors.bench_card_fingerprint(alice)
+    assert selectors.bench_card_fingerprint(alice) == first
+    assert len({first, selectors.bench_card_fingerprint(bob), selectors.bench_card_fingerprint(carol)}) == 3
+
+    seen = {first}
+
+    def new_job_for_vm2():
+        bench = DevBench.objects.get(user=alice, name="vm2")
+        Job.objects.create(bench=bench, original_bench_id=bench.pk, bench_name=bench.name, vm_name=bench.actual_name,
+                           owner=alice, requested_by=alice, host=host, command=Job.Command.STOP)
+
+    changes = [
+        lambda: DevBench.objects.filter(user=alice, name="vm1").update(status=DevBench.Status.INACTIVE),
+        lambda: DevBench.objects.filter(user=alice, name="vm1").update(last_error="it's\n\"gone\", \\ too"),
+        lambda: DevBench.objects.filter(user=alice, name="vm2").update(ssh_info="6100"),
+        new_job_for_vm2,
+        lambda: make_benches(alice, host, 1, first=7),
+        lambda: DevBench.objects.filter(user=alice, name="vm0").delete(),
+    ]
+    for change in changes:
+        change()
+        fingerprint = selectors.bench_card_fingerprint(alice)
+        assert fingerprint not in seen  # every change, including a job's, is a new fingerprint
+        seen.add(fingerprint)
+    DevBench.objects.filter(user=alice, name="vm1").update(status=DevBench.Status.ACTIVE, last_error="")
+    DevBench.objects.filter(user=alice, name="vm1").update(status=DevBench.Status.INACTIVE,
+                                                           last_error="it's\n\"gone\", \\ too")
+    assert selectors.bench_card_fingerprint(alice) == fingerprint  # back to the same rows: the same
+
+
+def test_a_fingerprint_is_one_short_query(make_user, host):  # noqa: F811
+    alice = make_user("alice")
+    make_benches(alice, host, 20)
+    with CaptureQueriesContext(connection) as queries:
+        fingerprint = selectors.bench_card_fingerprint(alice)
+    assert len(queries) == 1
+    assert len(fingerprint) == 64 and int(fingerprint, 16) >= 0
