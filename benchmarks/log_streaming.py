@@ -41,6 +41,7 @@ class StreamTrace:
 
     numbers: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)  # seconds
+    stamps: list[float] = field(default_factory=list)  # when each line was printed
     first_ts: float | None = None
     last_arrival: float | None = None
     seqs: list[int] = field(default_factory=list)
@@ -59,12 +60,15 @@ class StreamTrace:
             stamp = float(match.group(2))
             self.numbers.append(int(match.group(1)))
             self.latencies.append(arrival - stamp)
+            self.stamps.append(stamp)
             self.first_ts = stamp if self.first_ts is None else min(self.first_ts, stamp)
             self.last_arrival = arrival
 
 
-def summarize(traces: list[StreamTrace], lines_per_job: int, started: float) -> dict:
-    """What the readers saw; ``started`` is when the jobs were asked for."""
+def summarize(traces: list[StreamTrace], lines_per_job: int, started: float, posted: float | None = None) -> dict:
+    """What the readers saw; ``started`` is when the jobs were asked for, ``posted`` (DevBench)
+    when the last create was answered: the latency of lines printed before and after it is
+    reported apart, since until then Daphne also answers the creates."""
     sent = len(traces) * lines_per_job
     received = sum(len(t.numbers) for t in traces)
     in_order = sum(1 for t in traces if t.numbers == list(range(1, lines_per_job + 1)))
@@ -89,6 +93,18 @@ def summarize(traces: list[StreamTrace], lines_per_job: int, started: float) -> 
         "latency_p50_ms": round(benv.percentile(latencies_ms, 50), 1) if latencies_ms else None,
         "latency_p99_ms": round(benv.percentile(latencies_ms, 99), 1) if latencies_ms else None,
         "latency_max_ms": round(max(latencies_ms), 1) if latencies_ms else None,
+        **(_latency_by_phase(traces, posted) if posted is not None else {}),
+    }
+
+
+def _latency_by_phase(traces: list[StreamTrace], posted: float) -> dict:
+    """p99 latency of the lines printed while the creates were still being answered, and after."""
+    during = [lat * 1000 for t in traces for lat, stamp in zip(t.latencies, t.stamps, strict=True) if stamp < posted]
+    after = [lat * 1000 for t in traces for lat, stamp in zip(t.latencies, t.stamps, strict=True) if stamp >= posted]
+    return {
+        "lines_printed_while_posting": len(during),
+        "latency_p99_ms_printed_while_posting": round(benv.percentile(during, 99), 1) if during else None,
+        "latency_p99_ms_printed_after_posts": round(benv.percentile(after, 99), 1) if after else None,
     }
 
 
@@ -172,7 +188,7 @@ async def devbench_round(stack: benv.Stack, users, keys: dict[int, str], tag: st
     await asyncio.gather(*readers)
     seq_gaps = sum(1 for t in traces if t.seqs != list(range(1, len(t.seqs) + 1)))
     return {
-        **summarize(traces, lines, started),
+        **summarize(traces, lines, started, posted),
         "jobs_finished": sum(1 for t in traces if t.done),
         "seq_gaps_or_duplicates": seq_gaps,
         "script_output_frames": sum(t.messages for t in traces),
@@ -240,7 +256,9 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
             results.append({"ceiling": ceiling, "devbench": devbench})
             print(f"  round {number + 1}: devbench {devbench['lines_per_second']} lines/s "
                   f"(burst {devbench['burst_lines_per_second']}) p99 {devbench['latency_p99_ms']} ms "
-                  f"lost {devbench['lost']}; ceiling {ceiling['lines_per_second']} lines/s "
+                  f"(while posting {devbench['latency_p99_ms_printed_while_posting']}, "
+                  f"after {devbench['latency_p99_ms_printed_after_posts']}) lost {devbench['lost']}; "
+                  f"ceiling {ceiling['lines_per_second']} lines/s "
                   f"(burst {ceiling['burst_lines_per_second']}) p99 {ceiling['latency_p99_ms']} ms", flush=True)
         usage = stack.usage()
     finally:
@@ -272,6 +290,9 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
         ("latency p50 / p99 ms (median round)", f"{dev['latency_p50_ms']} / {dev['latency_p99_ms']}",
          "p99 <= 250", (dev["latency_p99_ms"] or 1e9) <= 250),
         ("latency p99 ms, worst round", worst_p99, "", None),
+        ("p99 ms of lines printed while the creates are answered / after (median round)",
+         f"{dev.get('latency_p99_ms_printed_while_posting')} / {dev.get('latency_p99_ms_printed_after_posts')}", "",
+         None),
         ("ceiling latency p50 / p99 ms", f"{ceil['latency_p50_ms']} / {ceil['latency_p99_ms']}", "", None),
         ("peak RSS web / worker MiB", f"{usage['web']['peak_rss_mib']} / "
          + " + ".join(str(u["peak_rss_mib"]) for n, u in usage.items() if n.startswith("worker")), "",
