@@ -65,6 +65,21 @@ def test_parse_machine_create_output():
     assert result == protocol.CreateResult(vm_name="alice_test-vm", ssh_port=6010, vnc_port=5010, vm_ip="10.0.2.15")
 
 
+def test_keys_count_only_at_the_start_of_a_line_and_the_last_port_wins():
+    """A long create (thousands of lines of the script's own output) with keys quoted inside
+    lines, which are not the script's answer, and a port printed twice."""
+    noise = "".join(f"step {i}: echo SSH Port: 1{i} VNC_PORT=2{i} VM_NAME=x{i} VM_IP=9.9.9.{i}\n" for i in range(3000))
+    output = ("xSSH Port: 7000\nSSH Port: 6001\n" + noise + " VM_NAME=indented\nVM_NAME=alice_vm\n"
+              "SSH_PORT=6002\n  VNC Port: 5999\nVNC Port: 5002\nVM_IP=10.0.0.7\nxVNC_PORT=5998\n")
+    result = protocol.parse_create_output(output)
+    assert result == protocol.CreateResult(vm_name="alice_vm", ssh_port=6002, vnc_port=5002, vm_ip="10.0.0.7")
+    assert protocol.parse_create_output("VM_NAME=a_b\nxVM_NAME=c_d\nSSH Port: 1\nVNC Port: 2").vm_name == "a_b"
+    assert protocol.parse_create_output("SSH Port: 1\nVNC Port: 2\nVM a_b Created and Ready").vm_name == "a_b"
+    assert protocol.parse_status_output("Status: running\nxStatus: stopped\n", 0) == "active"
+    assert protocol.parse_status_output("xSTATUS=running\n", 0) == "unknown"
+    assert protocol.last_progress("PROGRESS=30\nxPROGRESS=90\n") == 30
+
+
 @pytest.mark.parametrize(
     ("output", "missing"),
     [("VM x Created and Ready\n", "SSH port and VNC port"), ("SSH Port: 6000\n", "VNC port"),
