@@ -26,7 +26,6 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
-from devbench_site.db_connections import one_snapshot
 
 from . import selectors
 from .models import DevBench
@@ -73,9 +72,9 @@ class DashboardCards:
 def dashboard_cards(user: User, vm_username: str) -> DashboardCards:
     """The user's bench cards, from the cache where their content was rendered before.
 
-    One query for the cards' fingerprint and one GET; when anything changed, the fingerprint and
-    the values read again together, one MGET for the cards and, for those not found, one query
-    for their rows and one MSET.
+    One query for the cards' fingerprint and one GET; when anything changed, one query for the
+    values with their fingerprint, one MGET for the cards and, for those not found, one query for
+    their rows and one MSET.
     """
     digest = _digest_function(vm_username)
     list_key = f"bench-cards:user:{user.pk}"
@@ -84,9 +83,9 @@ def dashboard_cards(user: User, vm_username: str) -> DashboardCards:
     if stored is not None and stored[0] == list_digest:
         cards_html, blank_html, count = stored[1]
     else:
-        with one_snapshot():  # the list is stored under the fingerprint of the values it shows
-            list_digest = digest(selectors.bench_card_fingerprint(user))
-            rows = selectors.bench_card_values(user)
+        # The list is stored under the fingerprint of exactly the values it shows.
+        rows, fingerprint = selectors.bench_card_values_and_fingerprint(user)
+        list_digest = digest(fingerprint)
         cards_html, blank_html, count, exact = _cards_by_content(user, vm_username, rows, digest)
         if exact:  # every card shows the values ``list_digest`` was taken of
             cache.set(list_key, (list_digest, (cards_html, blank_html, count)), LIST_SECONDS)

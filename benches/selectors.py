@@ -83,6 +83,12 @@ def bench_card_fingerprint(user: User) -> str:
     return _BENCH_CARD_VALUES.fingerprint(user.pk)
 
 
+def bench_card_values_and_fingerprint(user: User) -> tuple[list[tuple], str]:
+    """``bench_card_values(user)`` and their ``bench_card_fingerprint``, in one query: the
+    fingerprint is of exactly these values, whatever commits meanwhile."""
+    return _BENCH_CARD_VALUES.rows_and_fingerprint(user.pk)
+
+
 _BENCH_COUNTS = PrecompiledValuesQuery(
     lambda user_id, name: User.objects.filter(pk=user_id).annotate(
         owned=Count("benches"), same_name=Count("benches", filter=Q(benches__name=name)),

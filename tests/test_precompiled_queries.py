@@ -187,3 +187,15 @@ def test_a_fingerprint_is_one_short_query(make_user, host):  # noqa: F811
         fingerprint = selectors.bench_card_fingerprint(alice)
     assert len(queries) == 1
     assert len(fingerprint) == 64 and int(fingerprint, 16) >= 0
+
+
+def test_rows_and_their_fingerprint_come_from_one_query(make_user, host):  # noqa: F811
+    alice, carol = make_user("alice"), make_user("carol")
+    make_benches(alice, host, 3)
+    DevBench.objects.filter(name="vm1").update(last_error="it's\n\"gone\"")
+    with CaptureQueriesContext(connection) as queries:
+        rows, fingerprint = selectors.bench_card_values_and_fingerprint(alice)
+    assert len(queries) == 1
+    assert rows == selectors.bench_card_values(alice)  # converted as values_list() does, in order
+    assert fingerprint == selectors.bench_card_fingerprint(alice)
+    assert selectors.bench_card_values_and_fingerprint(carol) == ([], selectors.bench_card_fingerprint(carol))
