@@ -185,12 +185,11 @@ def authenticate_api_key(raw_key: str) -> tuple[User, APIKey] | None:
     """The active user and key for a raw Bearer key, or None. Records when it was last used."""
     if not raw_key or len(raw_key) > 200:
         return None
-    key = (
-        APIKey.objects.select_related("user")
-        .filter(key_hash=_hash_key(raw_key), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
-    if key is None:
+    try:  # get(), not first(): the hash is unique, and no ORDER BY to compile on every request
+        key = APIKey.objects.select_related("user").get(
+            key_hash=_hash_key(raw_key), revoked_at__isnull=True, user__is_active=True,
+        )
+    except APIKey.DoesNotExist:
         return None
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
