@@ -101,9 +101,9 @@ class PrecompiledValuesQuery:
         connection = connections[using]
         if connection.vendor != "postgresql":
             return _digest_of(self.rows(*args, using=using))
-        sql, params = self._fingerprint_sql(using, args)
+        compiled = self._compiled.get(using) or self._compile(using)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(self._fingerprint_sql(compiled), self._params(compiled, args))
             return cursor.fetchone()[0]
 
     def rows_and_fingerprint(self, *args: int | str, using: str = DEFAULT_DB_ALIAS) -> tuple[list, str]:
@@ -114,11 +114,10 @@ class PrecompiledValuesQuery:
             rows = self.rows(*args, using=using)
             return rows, _digest_of(rows)
         compiled = self._compiled.get(using) or self._compile(using)
-        fingerprint_sql, fingerprint_params = self._fingerprint_sql(using, args)
         # The rows in the order the compiled SQL gives them, each with the fingerprint as a last
         # column (an uncorrelated subquery: computed once).
-        sql = f"SELECT shown.*, ({fingerprint_sql}) FROM ({compiled.sql}) shown"  # noqa: S608 - compiled SQL
-        params = [*fingerprint_params, *self._params(compiled, args)]
+        sql = f"SELECT shown.*, ({self._fingerprint_sql(compiled)}) FROM ({compiled.sql}) shown"  # noqa: S608
+        params = self._params(compiled, args) * 2  # the subquery's, then the rows'
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -127,18 +126,18 @@ class PrecompiledValuesQuery:
         fingerprint = rows[0][-1]
         return self._rows_from([row[:-1] for row in rows], compiled, connection), fingerprint
 
-    def _fingerprint_sql(self, using: str, args: tuple) -> tuple[str, list]:
-        compiled = self._compiled.get(using) or self._compile(using)
-        # The ORM's compiled SQL, wrapped; the arguments go as parameters.
-        sql = (
+    @staticmethod
+    def _fingerprint_sql(compiled: _Compiled) -> str:
+        """The ORM's compiled SQL wrapped in its fingerprint; it takes the same parameters."""
+        return (
             "SELECT encode(sha256(convert_to(coalesce(string_agg(listed::text, E'\\n' ORDER BY listed::text), ''), "  # noqa: S608
             f"'UTF8')), 'hex') FROM ({compiled.sql}) listed"
         )
-        return sql, self._params(compiled, args)
 
     @staticmethod
     def _params(compiled: _Compiled, args: tuple) -> list:
         return [args[param.index] if isinstance(param, _Argument) else param for param in compiled.params]
+
 
     @staticmethod
     def _converted(row, converters: tuple, connection) -> tuple:
