@@ -13,6 +13,7 @@ Call :func:`prepare` before importing anything that needs Django.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -37,6 +38,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Keep the harness's own garbage collector out of a measured round: a full collection of
+    the harness (its Django, its traces) stops its readers for ~100 ms, which they would report as
+    latency. Collected before the round, enabled again after it."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def percentile(values, p: float) -> float | None:

@@ -242,13 +242,14 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
             shutil.rmtree(state_dir, ignore_errors=True)
             load = benv.load_average()
             meter = benv.CpuMeter(environment, sshd=sshd.pid)
-            ceiling = paramiko_round(sshd, script, f"r{number}", jobs, lines)
+            with benv.collector_paused():
+                ceiling = paramiko_round(sshd, script, f"r{number}", jobs, lines)
             ceiling["cpu_seconds"] = meter.read()
             shutil.rmtree(state_dir, ignore_errors=True)
             tag = f"r{number}"
             meter = benv.CpuMeter(environment, sshd=sshd.pid, web=stack.pid("web"),
                                   **{name: stack.pid(name) for name in stack.processes if name.startswith("worker")})
-            with stack.profiled(f"{NAME}-r{number}"):
+            with stack.profiled(f"{NAME}-r{number}"), benv.collector_paused():
                 devbench = asyncio.run(devbench_round(stack, users, keys, tag, lines))
             devbench["cpu_seconds"] = meter.read()
             devbench["stored_lines"] = stored_lines(tag)
