@@ -29,6 +29,7 @@ from devbench_site.rate_limits import FixedWindowCounter
 from . import selectors
 from .models import BENCH_NAME_MAX_LENGTH, DevBench, Host, Job
 from .provisioning import host_keys, messages, protocol
+from .provisioning.start_slots import job_start_slots
 from .provisioning.streaming import JobOutputStream, publisher, user_group
 from .provisioning.transport import CommandResult, TransportError, transport_for
 
@@ -399,8 +400,14 @@ def execute_job(job_id: int) -> Job | None:
     """Run a queued job on its host, streaming its output; apply the outcome to the bench.
 
     A job found ``running`` was started by a worker that died: its command may have had
-    effects, so it is marked failed rather than run again.
+    effects, so it is marked failed rather than run again. Until its command runs, the job holds
+    one of the process's start-up slots (provisioning/start_slots.py).
     """
+    with job_start_slots().slot():
+        return _execute_job(job_id)
+
+
+def _execute_job(job_id: int) -> Job | None:
     try:  # get(), not first(): one row by its key needs no ORDER BY to compile (~0.8 ms measured apart)
         job = Job.objects.select_related("bench__user", "host").get(pk=job_id)
     except Job.DoesNotExist:

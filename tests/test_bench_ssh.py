@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import threading
 import time
@@ -10,6 +11,7 @@ import time
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connections
 
 from benches import selectors, services
 from benches.models import DevBench, Host, Job
@@ -198,3 +200,73 @@ def test_status_sync_without_list_support_still_uses_one_connection(ssh_agent, u
     assert result == {"hv1": {"checked": 3, "changed": 1, "commands": 4}}
     time.sleep(0.2)
     assert accepted_connections(sshd_host) - before == 1
+
+
+# --- start-up slots (benches/provisioning/start_slots.py) ---------------------------------------
+
+def _wait_for(condition, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _execute_in_thread(job_id: int) -> threading.Thread:
+    def run() -> None:
+        try:
+            services.execute_job(job_id)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker
+
+
+def _remote_creates_running() -> int:
+    found = subprocess.run(["pgrep", "-f", "devbench-agent create alice_"], capture_output=True, text=True)
+    return len(found.stdout.split())
+
+
+def test_with_one_start_slot_two_jobs_still_run_side_by_side(ssh_agent, user, settings, caplog):
+    settings.DEVBENCH_JOB_START_SLOTS = 1
+    host, control = ssh_agent("hv1")
+    control.configure(hang_commands=["create"])
+    transport.transport_for(host).connect()  # open already: no job gives its slot up to connect
+    jobs = [Job.objects.get(bench=services.create_bench(user=user, name=name)) for name in ("one", "two")]
+    with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
+        workers = [_execute_in_thread(job.pk) for job in jobs]
+        # Both remote commands run at once: the first job gave its slot up when its command started.
+        both_ran = _wait_for(lambda: _remote_creates_running() == 2)
+        for job in jobs:
+            services.cancel_job(job=job, actor=user)
+        for worker in workers:
+            worker.join(timeout=30)
+    assert both_ran
+    assert "no job start-up slot free" not in caplog.text  # the second did not wait the slot out
+    assert [Job.objects.get(pk=job.pk).state for job in jobs] == ["cancelled", "cancelled"]
+    assert not any(worker.is_alive() for worker in workers)
+
+
+def test_a_job_opening_a_connection_holds_no_start_slot(ssh_agent, user, settings, caplog):
+    """A job in connection retries (an unreachable host: ~3 s) leaves the only slot to others."""
+    settings.DEVBENCH_JOB_START_SLOTS = 1
+    good, control = ssh_agent("hv1")
+    dead, _ = ssh_agent("hv-dead")
+    Host.objects.filter(pk=dead.pk).update(port=1)  # nothing listens there
+    stuck, quick = (services.create_bench(user=user, name=name) for name in ("stuck", "quick"))
+    for bench, host in ((stuck, dead), (quick, good)):
+        DevBench.objects.filter(pk=bench.pk).update(host=host)
+        Job.objects.filter(bench=bench).update(host=host)
+    with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
+        stuck_worker = _execute_in_thread(Job.objects.get(bench=stuck).pk)
+        assert _wait_for(lambda: Job.objects.filter(bench=stuck, state="running").exists())
+        services.execute_job(Job.objects.get(bench=quick).pk)
+        quick_done_while_stuck_connects = stuck_worker.is_alive()
+        stuck_worker.join(timeout=30)
+    assert quick_done_while_stuck_connects
+    assert "no job start-up slot free" not in caplog.text
+    assert (Job.objects.get(bench=quick).state, Job.objects.get(bench=stuck).state) == ("succeeded", "failed")
+    assert (control.state_dir / "vms" / "alice_quick.json").exists()

@@ -27,6 +27,7 @@ from invoke.exceptions import CommandTimedOut
 
 from ..models import Host
 from . import host_keys
+from .start_slots import command_started
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +203,7 @@ class LocalTransport(Transport):
         return {"DEVBENCH_AGENT_CONFIG": str(settings.DEVBENCH_LOCAL_AGENT_CONFIG)}
 
     def _execute(self, command: str, streams: _Streams, hard_timeout: float) -> int | None:
+        command_started()
         # The command line was validated and quoted by protocol.build_command.
         result = Context().run(  # noqa: S604
             command,
@@ -227,7 +229,8 @@ class _Remote(Remote):
     """fabric's runner, made cheap for many concurrent jobs in one worker (docs/PERFORMANCE.md):
 
     - it waits for the exit status on paramiko's event instead of invoke's 10 ms polling loop,
-      which with 50 jobs woke the worker 5,000 times a second;
+      which with 50 jobs woke the worker 5,000 times a second, and frees the job's start-up slot
+      when it starts waiting (start_slots.py);
     - it reads up to 32 KiB at a time instead of 1,000 bytes, decoding incrementally so that a
       multi-byte character split between two reads stays whole.
     """
@@ -235,6 +238,7 @@ class _Remote(Remote):
     read_chunk_size = 32 * 1024
 
     def wait(self) -> None:
+        command_started()  # channel open, command sent, reader threads running
         while not (self.process_is_finished or self.has_dead_threads):
             self.channel.status_event.wait(WATCH_INTERVAL_SECONDS)
 
@@ -296,6 +300,7 @@ class SSHTransport(Transport):
             if transport is not None and transport.is_active():
                 return
             self.close()
+        command_started()  # a new connection waits on the network: not in a start-up slot
         last_error: Exception | None = None
         for attempt in range(CONNECT_ATTEMPTS):
             connection, policy = self._new_connection()
