@@ -250,23 +250,29 @@ def test_with_one_start_slot_two_jobs_still_run_side_by_side(ssh_agent, user, se
     assert not any(worker.is_alive() for worker in workers)
 
 
-def test_a_job_opening_a_connection_holds_no_start_slot(ssh_agent, user, settings, caplog):
-    """A job in connection retries (an unreachable host: ~3 s) leaves the only slot to others."""
+def test_jobs_waiting_for_a_connection_hold_no_start_slot(ssh_agent, user, settings, caplog):
+    """A job in connection retries (an unreachable host: ~3 s each), and a second one waiting for
+    that connection, leave the only slot to a job on another host."""
     settings.DEVBENCH_JOB_START_SLOTS = 1
     good, control = ssh_agent("hv1")
     dead, _ = ssh_agent("hv-dead")
     Host.objects.filter(pk=dead.pk).update(port=1)  # nothing listens there
-    stuck, quick = (services.create_bench(user=user, name=name) for name in ("stuck", "quick"))
-    for bench, host in ((stuck, dead), (quick, good)):
+    opening, waiting, quick = (services.create_bench(user=user, name=name) for name in ("opening", "waiting", "quick"))
+    for bench, host in ((opening, dead), (waiting, dead), (quick, good)):
         DevBench.objects.filter(pk=bench.pk).update(host=host)
         Job.objects.filter(bench=bench).update(host=host)
+    stuck_workers = []
     with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
-        stuck_worker = _execute_in_thread(Job.objects.get(bench=stuck).pk)
-        assert _wait_for(lambda: Job.objects.filter(bench=stuck, state="running").exists())
+        for bench in (opening, waiting):
+            stuck_workers.append(_execute_in_thread(Job.objects.get(bench=bench).pk))
+            assert _wait_for(lambda bench=bench: Job.objects.filter(bench=bench, state="running").exists())
+        time.sleep(0.3)  # the second is past its claim, waiting for the first's connection
         services.execute_job(Job.objects.get(bench=quick).pk)
-        quick_done_while_stuck_connects = stuck_worker.is_alive()
-        stuck_worker.join(timeout=30)
-    assert quick_done_while_stuck_connects
+        quick_done_while_both_wait = all(worker.is_alive() for worker in stuck_workers)
+        for worker in stuck_workers:
+            worker.join(timeout=30)
+    assert quick_done_while_both_wait
     assert "no job start-up slot free" not in caplog.text
-    assert (Job.objects.get(bench=quick).state, Job.objects.get(bench=stuck).state) == ("succeeded", "failed")
+    states = [Job.objects.get(bench=bench).state for bench in (quick, opening, waiting)]
+    assert states == ["succeeded", "failed", "failed"]
     assert (control.state_dir / "vms" / "alice_quick.json").exists()

@@ -7,7 +7,8 @@ them: output printed meanwhile was stored 190-350 ms late (docs/PERFORMANCE.md, 
 
 A job holds a slot from the start of its task until its command runs on the host; at most
 ``settings.DEVBENCH_JOB_START_SLOTS`` hold one at once (0: no limit). A job that opens a new
-connection gives its slot up first, since that waits on the network, and a job that finds no
+connection, or waits for another job to open it, gives its slot up first, since that waits on
+the network, and a job that finds no
 free slot within ``SLOT_WAIT_SECONDS`` starts without one, so a host that hangs while a command
 starts delays the others by at most that long.
 

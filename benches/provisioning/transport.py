@@ -291,8 +291,13 @@ class SSHTransport(Transport):
         return connection, policy
 
     def connect(self) -> None:
-        with self._connect_lock:
+        if not self._connect_lock.acquire(blocking=False):
+            command_started()  # another job is opening the connection: wait for it outside a slot
+            self._connect_lock.acquire()
+        try:
             self._connect()
+        finally:
+            self._connect_lock.release()
 
     def _connect(self) -> None:
         if self._connection is not None and self._connection.is_connected:
