@@ -7,6 +7,7 @@ import logging
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -225,8 +226,10 @@ def _execute_in_thread(job_id: int) -> threading.Thread:
     return worker
 
 
-def _remote_creates_running() -> int:
-    found = subprocess.run(["pgrep", "-f", "devbench-agent create alice_"], capture_output=True, text=True)
+def _remote_creates_running(*names: str) -> int:
+    """How many of these creates run on the sshd (names unique to the test: sessions run side by side)."""
+    pattern = "devbench-agent create alice_(" + "|".join(names) + ")$"
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return len(found.stdout.split())
 
 
@@ -235,11 +238,12 @@ def test_with_one_start_slot_two_jobs_still_run_side_by_side(ssh_agent, user, se
     host, control = ssh_agent("hv1")
     control.configure(hang_commands=["create"])
     transport.transport_for(host).connect()  # open already: no job gives its slot up to connect
-    jobs = [Job.objects.get(bench=services.create_bench(user=user, name=name)) for name in ("one", "two")]
+    names = [f"{which}{uuid.uuid4().hex[:8]}" for which in ("one", "two")]
+    jobs = [Job.objects.get(bench=services.create_bench(user=user, name=name)) for name in names]
     with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
         workers = [_execute_in_thread(job.pk) for job in jobs]
         # Both remote commands run at once: the first job gave its slot up when its command started.
-        both_ran = _wait_for(lambda: _remote_creates_running() == 2)
+        both_ran = _wait_for(lambda: _remote_creates_running(*names) == 2)
         for job in jobs:
             services.cancel_job(job=job, actor=user)
         for worker in workers:
@@ -268,11 +272,22 @@ def test_jobs_waiting_for_a_connection_hold_no_start_slot(ssh_agent, user, setti
             assert _wait_for(lambda bench=bench: Job.objects.filter(bench=bench, state="running").exists())
         time.sleep(0.3)  # the second is past its claim, waiting for the first's connection
         services.execute_job(Job.objects.get(bench=quick).pk)
-        quick_done_while_both_wait = all(worker.is_alive() for worker in stuck_workers)
+        # The second has ~6 s of retries to go through (the first's, then its own).
+        quick_done_while_the_second_waits = stuck_workers[1].is_alive()
         for worker in stuck_workers:
             worker.join(timeout=30)
-    assert quick_done_while_both_wait
+    assert quick_done_while_the_second_waits
     assert "no job start-up slot free" not in caplog.text
     states = [Job.objects.get(bench=bench).state for bench in (quick, opening, waiting)]
     assert states == ["succeeded", "failed", "failed"]
     assert (control.state_dir / "vms" / "alice_quick.json").exists()
+
+
+def test_a_connection_closed_before_the_command_starts_is_a_clear_job_error(ssh_agent):
+    """Another job's failure may close the host's shared connection between this job's connect()
+    and its command: the job fails with the reason, nothing runs, and nothing is left running."""
+    host, _control = ssh_agent("hv1")
+    ssh = transport.SSHTransport(host)
+    with pytest.raises(transport.TransportError) as info:
+        ssh._execute("true", transport._Streams(on_output=lambda stream, text: None), hard_timeout=5)
+    assert str(info.value) == "The connection to host hv1 closed before the command started"

@@ -36,6 +36,7 @@ CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF_SECONDS = 1.0
 KILL_GRACE_SECONDS = 5.0
 WATCH_INTERVAL_SECONDS = 0.25
+CONNECT_LOCK_CHECK_SECONDS = 0.05
 
 OutputCallback = Callable[[str, str], None]  # (stream, text)
 
@@ -291,8 +292,10 @@ class SSHTransport(Transport):
         return connection, policy
 
     def connect(self) -> None:
-        if not self._connect_lock.acquire(blocking=False):
-            command_started()  # another job is opening the connection: wait for it outside a slot
+        # Held for a moment by every job's check of the open connection; longer only while a job
+        # opens one. A job that waits for that waits on the network: outside a start-up slot.
+        if not self._connect_lock.acquire(timeout=CONNECT_LOCK_CHECK_SECONDS):
+            command_started()
             self._connect_lock.acquire()
         try:
             self._connect()
@@ -346,9 +349,11 @@ class SSHTransport(Transport):
             self._connection = None
 
     def _execute(self, command: str, streams: _Streams, hard_timeout: float) -> int | None:
-        assert self._connection is not None
+        connection = self._connection
+        if connection is None:  # another job's failure closed it after this job's connect()
+            raise TransportError(f"The connection to host {self.host.name} closed before the command started")
         try:
-            result = self._connection.run(
+            result = connection.run(
                 command,
                 out_stream=streams.stdout_writer(),
                 err_stream=streams.stderr_writer(),
