@@ -44,13 +44,16 @@ def free_port() -> int:
 def collector_paused():
     """Keep the harness's own garbage collector out of a measured round: a full collection of
     the harness (its Django, its traces) stops its readers for ~100 ms, which they would report as
-    latency. Collected before the round, enabled again after it."""
+    latency. Collected before the round, and left as it was after it. The ceiling's rounds, read
+    by the same process, are measured so too: the harness is the instrument in both."""
+    was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 def percentile(values, p: float) -> float | None:
