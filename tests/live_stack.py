@@ -37,6 +37,16 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"
 
 
+def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {message}")
+
+
 def wait_for_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

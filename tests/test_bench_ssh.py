@@ -17,6 +17,7 @@ from django.db import connections
 from benches import selectors, services
 from benches.models import DevBench, Host, Job
 from benches.provisioning import transport
+from tests.live_stack import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -205,15 +206,6 @@ def test_status_sync_without_list_support_still_uses_one_connection(ssh_agent, u
 
 # --- start-up slots (benches/provisioning/start_slots.py) ---------------------------------------
 
-def _wait_for(condition, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _execute_in_thread(job_id: int) -> threading.Thread:
     def run() -> None:
         try:
@@ -242,13 +234,15 @@ def test_with_one_start_slot_two_jobs_still_run_side_by_side(ssh_agent, user, se
     jobs = [Job.objects.get(bench=services.create_bench(user=user, name=name)) for name in names]
     with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
         workers = [_execute_in_thread(job.pk) for job in jobs]
-        # Both remote commands run at once: the first job gave its slot up when its command started.
-        both_ran = _wait_for(lambda: _remote_creates_running(*names) == 2)
-        for job in jobs:
-            services.cancel_job(job=job, actor=user)
-        for worker in workers:
-            worker.join(timeout=30)
-    assert both_ran
+        try:
+            # Both remote commands run at once: the first job gave its slot up when its command started.
+            wait_until(lambda: _remote_creates_running(*names) == 2, timeout=20, interval=0.05,
+                       message="both remote creates running at once")
+        finally:
+            for job in jobs:
+                services.cancel_job(job=job, actor=user)
+            for worker in workers:
+                worker.join(timeout=30)
     assert "no job start-up slot free" not in caplog.text  # the second did not wait the slot out
     assert [Job.objects.get(pk=job.pk).state for job in jobs] == ["cancelled", "cancelled"]
     assert not any(worker.is_alive() for worker in workers)
@@ -269,7 +263,8 @@ def test_jobs_waiting_for_a_connection_hold_no_start_slot(ssh_agent, user, setti
     with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
         for bench in (opening, waiting):
             stuck_workers.append(_execute_in_thread(Job.objects.get(bench=bench).pk))
-            assert _wait_for(lambda bench=bench: Job.objects.filter(bench=bench, state="running").exists())
+            wait_until(lambda bench=bench: Job.objects.filter(bench=bench, state="running").exists(), timeout=20,
+                       interval=0.05, message=f"job of {bench.name} running")
         time.sleep(0.3)  # the second is past its claim, waiting for the first's connection
         services.execute_job(Job.objects.get(bench=quick).pk)
         # The second has ~6 s of retries to go through (the first's, then its own).

@@ -23,18 +23,9 @@ from accounts.services import create_api_key
 from benches import selectors, services
 from benches.models import DevBench, Host, Job, JobChunk
 from benches.provisioning import transport
-from tests.live_stack import ROOT, free_port, stack_env, wait_for_http
+from tests.live_stack import ROOT, free_port, stack_env, wait_for_http, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    pytest.fail(f"timed out waiting for {message}")
 
 
 def job_running_with_output(job: Job) -> bool:
