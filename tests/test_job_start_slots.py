@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from benches.provisioning.start_slots import StartSlots, command_started, holds_slot, job_start_slots
+from benches.provisioning.start_slots import StartSlots, holds_slot, job_start_slots, release_held_slot
 
 
 def _run_in_threads(count: int, target) -> None:
@@ -39,7 +39,7 @@ def test_at_most_size_threads_hold_a_slot_at_once():
     assert slots.in_use() == 0
 
 
-def test_command_started_hands_the_slot_on_while_the_first_job_goes_on():
+def test_release_held_slot_hands_the_slot_on_while_the_first_job_goes_on():
     slots = StartSlots(1)
     first_released, second_done = threading.Event(), threading.Event()
     seen = {}
@@ -47,9 +47,9 @@ def test_command_started_hands_the_slot_on_while_the_first_job_goes_on():
     def first() -> None:
         with slots.slot() as held:
             seen["first"] = held
-            command_started()
+            release_held_slot()
             seen["first holds after"] = holds_slot()
-            command_started()  # again: gives back nothing more
+            release_held_slot()  # again: gives back nothing more
             first_released.set()
             second_done.wait(timeout=10)  # still inside its block: its command runs
         seen["in use after both"] = slots.in_use()
@@ -148,9 +148,9 @@ def test_a_nested_slot_keeps_the_outer_one():
     assert not holds_slot() and slots.in_use() == 0
 
 
-def test_command_started_without_a_slot_does_nothing():
+def test_release_held_slot_without_a_slot_does_nothing():
     slots = StartSlots(1)
-    command_started()
+    release_held_slot()
     with slots.slot() as held:
         assert held is True and slots.in_use() == 1
 
@@ -162,5 +162,5 @@ def test_a_slot_goes_back_to_the_slots_it_came_from(settings):
     with first.slot():
         settings.DEVBENCH_JOB_START_SLOTS = 1
         assert job_start_slots().size == 1
-        command_started()
+        release_held_slot()
         assert first.in_use() == 0

@@ -57,12 +57,12 @@ class StartSlots:
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[bool]:
-        """Hold a slot for the block, or until :func:`command_started` in this thread.
+        """Hold a slot for the block, or until :func:`release_held_slot` in this thread.
 
         Yields whether a slot was got: False without a limit, after ``wait_seconds`` with none
         free, or inside another ``slot()`` block of this thread (which keeps the outer one).
         """
-        if self.size <= 0 or getattr(_held, "lease", None) is not None:
+        if self.size <= 0 or holds_slot():
             yield False
             return
         lease = self._acquire()
@@ -110,17 +110,13 @@ class StartSlots:
 
 
 def release_held_slot() -> None:
-    """Give the current thread's slot back to the slots it came from; nothing when it holds none."""
+    """Give the current thread's slot back to the slots it came from (its command now runs, or it
+    waits on the network, or its block ended); nothing when it holds none."""
     held = getattr(_held, "lease", None)
     if held is not None:
         _held.lease = None
         slots, lease = held
         slots._release(lease)
-
-
-def command_started() -> None:
-    """The current thread's job now runs its command (or waits on the network): free its slot."""
-    release_held_slot()
 
 
 def holds_slot() -> bool:

@@ -27,7 +27,7 @@ from invoke.exceptions import CommandTimedOut
 
 from ..models import Host
 from . import host_keys
-from .start_slots import command_started
+from .start_slots import release_held_slot
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class LocalTransport(Transport):
         return {"DEVBENCH_AGENT_CONFIG": str(settings.DEVBENCH_LOCAL_AGENT_CONFIG)}
 
     def _execute(self, command: str, streams: _Streams, hard_timeout: float) -> int | None:
-        command_started()
+        release_held_slot()
         # The command line was validated and quoted by protocol.build_command.
         result = Context().run(  # noqa: S604
             command,
@@ -239,7 +239,7 @@ class _Remote(Remote):
     read_chunk_size = 32 * 1024
 
     def wait(self) -> None:
-        command_started()  # channel open, command sent, reader threads running
+        release_held_slot()  # channel open, command sent, reader threads running
         while not (self.process_is_finished or self.has_dead_threads):
             self.channel.status_event.wait(WATCH_INTERVAL_SECONDS)
 
@@ -295,7 +295,7 @@ class SSHTransport(Transport):
         # Held for a moment by every job's check of the open connection; longer only while a job
         # opens one. A job that waits for that waits on the network: outside a start-up slot.
         if not self._connect_lock.acquire(timeout=CONNECT_LOCK_CHECK_SECONDS):
-            command_started()
+            release_held_slot()
             self._connect_lock.acquire()
         try:
             self._connect()
@@ -308,7 +308,7 @@ class SSHTransport(Transport):
             if transport is not None and transport.is_active():
                 return
             self.close()
-        command_started()  # a new connection waits on the network: not in a start-up slot
+        release_held_slot()  # a new connection waits on the network: not in a start-up slot
         last_error: Exception | None = None
         for attempt in range(CONNECT_ATTEMPTS):
             connection, policy = self._new_connection()
