@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 
 from benches.provisioning.start_slots import StartSlots, holds_slot, job_start_slots, release_held_slot
+
+SLOTS_LOGGER = "benches.provisioning.start_slots"
 
 
 def _run_in_threads(count: int, target) -> None:
@@ -14,6 +18,26 @@ def _run_in_threads(count: int, target) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def _slot_held_in_another_thread(slots: StartSlots) -> Iterator[threading.Thread]:
+    """A thread that takes a slot and stays in its block until the with-block ends."""
+    holding, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with slots.slot():
+            holding.set()
+            done.wait(timeout=10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holding.wait(timeout=10)
+    try:
+        yield thread
+    finally:
+        done.set()
         thread.join(timeout=10)
 
 
@@ -74,49 +98,26 @@ def test_release_held_slot_hands_the_slot_on_while_the_first_job_goes_on():
 
 def test_a_job_finding_no_free_slot_in_time_starts_without_one(caplog):
     slots = StartSlots(1, wait_seconds=0.1)
-    holding, done = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with slots.slot():
-            holding.set()
-            done.wait(timeout=10)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    holding.wait(timeout=10)
-    with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
+    with _slot_held_in_another_thread(slots), caplog.at_level(logging.INFO, logger=SLOTS_LOGGER):
         with slots.slot() as held:
             assert held is False
             assert holds_slot() is False
+        assert slots.in_use() == 1  # its block's end gave back nothing: the holder's slot is still taken
     assert "no job start-up slot free after 0.1 s; starting without one" in caplog.text
-    assert slots.in_use() == 1  # its block's end gave back nothing: the holder's slot is still taken
-    done.set()
-    thread.join(timeout=10)
     assert slots.in_use() == 0
 
 
 def test_a_slot_held_too_long_is_taken_back(caplog):
     """A host that hangs while a command starts holds its slot for hold_seconds, not for ever."""
     slots = StartSlots(1, wait_seconds=5, hold_seconds=0.2)
-    holding, done = threading.Event(), threading.Event()
-
-    def hung() -> None:
-        with slots.slot():
-            holding.set()
-            done.wait(timeout=10)
-
-    thread = threading.Thread(target=hung)
-    thread.start()
-    holding.wait(timeout=10)
-    started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="benches.provisioning.start_slots"):
+    with _slot_held_in_another_thread(slots), caplog.at_level(logging.WARNING, logger=SLOTS_LOGGER):
+        started = time.monotonic()
         with slots.slot() as held:
             waited = time.monotonic() - started
             assert held is True
+    # (the hung job's late give-back, at the end of the with above, frees nothing twice)
     assert 0.1 < waited < 4  # got the slot once the hung job's lease ran out, not after wait_seconds
     assert "a job held its start-up slot for over 0.2 s; the slot is taken back" in caplog.text
-    done.set()
-    thread.join(timeout=10)  # the hung job's late give-back frees nothing twice
     assert slots.in_use() == 0
     with slots.slot() as held:
         assert held is True and slots.in_use() == 1
