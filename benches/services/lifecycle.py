@@ -1,0 +1,186 @@
+"""A bench's life as its owner (or an admin) drives it: create, activate/start/stop, delete,
+cancel a job, and delete every bench of a user being deleted."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from devbench_site.errors import Conflict, InvalidInput, NotFound, RateLimited
+from devbench_site.rate_limits import FixedWindowCounter
+
+from .. import selectors
+from ..models import BENCH_NAME_MAX_LENGTH, DevBench, Job
+from ..provisioning import messages, protocol
+from .hosts import pick_host
+from .jobs import active_job, dispatch, finish_without_running, new_job, publish
+
+logger = logging.getLogger(__name__)
+
+Status = DevBench.Status
+Command = Job.Command
+State = Job.State
+
+INVALID_NAME_MESSAGE = "Invalid DevBench name. Use only letters, numbers, hyphens and underscores."
+
+
+DUPLICATE_NAME_MESSAGE = "DevBench with this name already exists"
+
+
+
+def _creation_limit() -> FixedWindowCounter:
+    return FixedWindowCounter(
+        "bench-creations",
+        limit=settings.DEVBENCH_CREATE_LIMIT_PER_HOUR,
+        window_seconds=3600,
+    )
+
+
+def quota_for(user: User) -> int:
+    return user.bench_quota if user.bench_quota is not None else settings.DEVBENCH_DEFAULT_QUOTA
+
+
+def validate_bench_name(name: str) -> str:
+    if not isinstance(name, str) or not protocol.BENCH_NAME_RE.match(name):
+        if isinstance(name, str) and len(name) > BENCH_NAME_MAX_LENGTH:
+            message = f"DevBench name must be at most {BENCH_NAME_MAX_LENGTH} characters"
+        elif not name:
+            message = "DevBench name is required"
+        else:
+            message = INVALID_NAME_MESSAGE
+        raise InvalidInput(message, fields={"name": [message]})
+    return name
+
+
+def create_bench(*, user: User, name: str) -> DevBench:
+    """Record a bench (status creating) and queue its create job.
+
+    Checks, in order: the name, duplicates, the user's quota, the hourly creation limit and a
+    host with free capacity. Nothing is written when one fails.
+    """
+    name = validate_bench_name((name or "").strip() if isinstance(name, str) else name)
+    owned, same_name = selectors.bench_counts_for(user, name)
+    if same_name:
+        raise InvalidInput(DUPLICATE_NAME_MESSAGE, fields={"name": [DUPLICATE_NAME_MESSAGE]})
+    quota = quota_for(user)
+    if owned >= quota:
+        raise InvalidInput(f"DevBench quota reached: you have {quota} of {quota}. Delete one first.")
+    limit = _creation_limit()
+    if limit.exceeded(str(user.pk)):
+        raise RateLimited(
+            f"You can create at most {settings.DEVBENCH_CREATE_LIMIT_PER_HOUR} DevBenches per hour; try later"
+        )
+    try:
+        with transaction.atomic():
+            host = pick_host()
+            bench = DevBench.objects.create(user=user, host=host, name=name, status=Status.CREATING)
+            job = new_job(bench=bench, command=Command.CREATE, actor=user)
+    except IntegrityError:
+        raise InvalidInput(DUPLICATE_NAME_MESSAGE, fields={"name": [DUPLICATE_NAME_MESSAGE]}) from None
+    limit.record(str(user.pk))
+    dispatch(job)
+    logger.info("bench %s created by %s on %s (job %s)", bench.pk, user.username, host.name, job.pk)
+    return bench
+
+
+def _lock_bench(bench: DevBench) -> DevBench:
+    locked = DevBench.objects.select_for_update().filter(pk=bench.pk).first()
+    if locked is None:
+        raise NotFound("DevBench not found")
+    return locked
+
+
+def request_command(*, bench: DevBench, command: str, actor: User | None) -> Job:
+    """Queue activate, start or stop for a bench; refused while another change is under way."""
+    if command not in (Command.ACTIVATE, Command.START, Command.STOP):
+        raise InvalidInput(f"Unknown command: {command}")
+    with transaction.atomic():
+        bench = _lock_bench(bench)
+        if bench.status == Status.DELETING:
+            raise Conflict("DevBench is being deleted")
+        if not bench.actual_name:
+            raise Conflict("DevBench has not been created on its host yet")
+        busy = active_job(bench)
+        if busy is not None:
+            raise Conflict(f"DevBench is busy: {busy.command} is {busy.state}")
+        job = new_job(bench=bench, command=command, actor=actor)
+        dispatch(job)
+    return job
+
+
+def delete_bench(*, bench: DevBench, actor: User | None) -> Job | None:
+    """Delete a bench: the row stays (status deleting) until the remote delete succeeded.
+
+    A bench whose VM was never started on its host (no actual_name) is removed at once, its
+    queued create cancelled. Returns the delete job, or None when the row is already gone.
+    """
+    with transaction.atomic():
+        bench = _lock_bench(bench)
+        busy = active_job(bench)
+        if not bench.actual_name:
+            if busy is not None:
+                finish_without_running(busy, State.CANCELLED, "Cancelled: the DevBench was deleted before it started")
+            bench_id, user_id = bench.pk, bench.user_id
+            bench.delete()
+            transaction.on_commit(lambda: _announce_deleted(bench_id, user_id))
+            return None
+        if busy is not None:
+            if busy.command == Command.DELETE:
+                return busy
+            raise Conflict(f"DevBench is busy: {busy.command} is {busy.state}; cancel it first")
+        previous = bench.status
+        bench.status = Status.DELETING
+        bench.last_error = ""
+        bench.save(update_fields=["status", "last_error", "updated_at"])
+        job = new_job(bench=bench, command=Command.DELETE, actor=actor)
+        dispatch(job)
+    if previous != Status.DELETING:
+        publish(bench.user_id, [messages.status_update(bench, job=job)])
+    return job
+
+
+def _announce_deleted(bench_id: int, user_id: int) -> None:
+    publish(
+        user_id,
+        [{"type": "status_update", "devbenchId": bench_id, "status": "deleted", "jobId": None, "seq": None,
+          "sshInfo": "", "vncInfo": "", "error": ""}],
+    )
+
+
+def cancel_job(*, job: Job, actor: User | None) -> Job:
+    """Cancel a queued job at once, or ask the worker to end a running one (within a second)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.is_finished:
+            raise Conflict(f"Job already {job.state}")
+        if job.state == State.QUEUED:
+            finish_without_running(job, State.CANCELLED, f"Cancelled by {actor.username if actor else 'system'}")
+            if job.bench_id and job.command == Command.CREATE:
+                DevBench.objects.filter(pk=job.bench_id).update(
+                    status=Status.ERROR,
+                    last_error="Creation was cancelled before it started",
+                    updated_at=timezone.now(),
+                )
+        elif job.cancel_requested_at is None:
+            job.cancel_requested_at = timezone.now()
+            job.save(update_fields=["cancel_requested_at"])
+    return job
+
+
+def delete_benches_of(*, user: User, actor: User | None) -> None:
+    """Start deleting every bench of a user (when an admin deletes the user)."""
+    for bench in DevBench.objects.filter(user=user).exclude(status=Status.DELETING):
+        try:
+            delete_bench(bench=bench, actor=actor)
+        except Conflict:
+            # A create or another change is running: cancel it; the delete follows it.
+            busy = active_job(bench)
+            if busy is not None:
+                cancel_job(job=busy, actor=actor)
+            DevBench.objects.filter(pk=bench.pk).update(
+                last_error="The owner was deleted; delete this bench once its job has ended"
+            )
