@@ -306,10 +306,6 @@ DEVBENCH_STATUS_TIMEOUT = env.int("DEVBENCH_STATUS_TIMEOUT", default=60)
 DEVBENCH_STATUS_SYNC_SECONDS = env.int("DEVBENCH_STATUS_SYNC_SECONDS", default=60)
 DEVBENCH_JOB_HEARTBEAT_TIMEOUT = env.int("DEVBENCH_JOB_HEARTBEAT_TIMEOUT", default=60)
 DEVBENCH_QUEUED_JOB_TTL = env.int("DEVBENCH_QUEUED_JOB_TTL", default=3600)
-# Jobs of one worker process that start their command at once (benches/provisioning/start_slots.py);
-# the rest wait for a slot, then run side by side. Matters for a threads-pool worker; a prefork
-# child runs one job at a time. 0: no limit.
-DEVBENCH_JOB_START_SLOTS = env.int("DEVBENCH_JOB_START_SLOTS", default=2)
 CELERY_BEAT_SCHEDULE["bench-status-sync"] = {
     "task": "benches.tasks.sync_statuses",
     "schedule": float(DEVBENCH_STATUS_SYNC_SECONDS),

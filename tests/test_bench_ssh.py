@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import io
-import logging
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connections
 
 from benches import selectors, services
 from benches.models import DevBench, Host, Job
 from benches.provisioning import transport
-from tests.live_stack import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -202,80 +198,6 @@ def test_status_sync_without_list_support_still_uses_one_connection(ssh_agent, u
     assert result == {"hv1": {"checked": 3, "changed": 1, "commands": 4}}
     time.sleep(0.2)
     assert accepted_connections(sshd_host) - before == 1
-
-
-# --- start-up slots (benches/provisioning/start_slots.py) ---------------------------------------
-
-def _execute_in_thread(job_id: int) -> threading.Thread:
-    def run() -> None:
-        try:
-            services.execute_job(job_id)
-        finally:
-            connections.close_all()
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    return worker
-
-
-def _remote_creates_running(*names: str) -> int:
-    """How many of these creates run on the sshd (names unique to the test: sessions run side by side)."""
-    pattern = "devbench-agent create alice_(" + "|".join(names) + ")$"
-    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
-    return len(found.stdout.split())
-
-
-def test_with_one_start_slot_two_jobs_still_run_side_by_side(ssh_agent, user, settings, caplog):
-    settings.DEVBENCH_JOB_START_SLOTS = 1
-    host, control = ssh_agent("hv1")
-    control.configure(hang_commands=["create"])
-    transport.transport_for(host).connect()  # open already: no job gives its slot up to connect
-    names = [f"{which}{uuid.uuid4().hex[:8]}" for which in ("one", "two")]
-    jobs = [Job.objects.get(bench=services.create_bench(user=user, name=name)) for name in names]
-    with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
-        workers = [_execute_in_thread(job.pk) for job in jobs]
-        try:
-            # Both remote commands run at once: the first job gave its slot up when its command started.
-            wait_until(lambda: _remote_creates_running(*names) == 2, timeout=20, interval=0.05,
-                       message="both remote creates running at once")
-        finally:
-            for job in jobs:
-                services.cancel_job(job=job, actor=user)
-            for worker in workers:
-                worker.join(timeout=30)
-    assert "no job start-up slot free" not in caplog.text  # the second did not wait the slot out
-    assert [Job.objects.get(pk=job.pk).state for job in jobs] == ["cancelled", "cancelled"]
-    assert not any(worker.is_alive() for worker in workers)
-
-
-def test_jobs_waiting_for_a_connection_hold_no_start_slot(ssh_agent, user, settings, caplog):
-    """A job in connection retries (an unreachable host: ~3 s each), and a second one waiting for
-    that connection, leave the only slot to a job on another host."""
-    settings.DEVBENCH_JOB_START_SLOTS = 1
-    good, control = ssh_agent("hv1")
-    dead, _ = ssh_agent("hv-dead")
-    Host.objects.filter(pk=dead.pk).update(port=1)  # nothing listens there
-    opening, waiting, quick = (services.create_bench(user=user, name=name) for name in ("opening", "waiting", "quick"))
-    for bench, host in ((opening, dead), (waiting, dead), (quick, good)):
-        DevBench.objects.filter(pk=bench.pk).update(host=host)
-        Job.objects.filter(bench=bench).update(host=host)
-    stuck_workers = []
-    with caplog.at_level(logging.INFO, logger="benches.provisioning.start_slots"):
-        for bench in (opening, waiting):
-            stuck_workers.append(_execute_in_thread(Job.objects.get(bench=bench).pk))
-            wait_until(lambda bench=bench: Job.objects.filter(bench=bench, state="running").exists(), timeout=20,
-                       interval=0.05, message=f"job of {bench.name} running")
-        time.sleep(0.3)  # the second is past its claim, waiting for the first's connection
-        services.execute_job(Job.objects.get(bench=quick).pk)
-        # The second has ~6 s of retries to go through (the first's, then its own).
-        quick_done_while_the_second_waits = stuck_workers[1].is_alive()
-        for worker in stuck_workers:
-            worker.join(timeout=30)
-    assert quick_done_while_the_second_waits
-    assert "no job start-up slot free" not in caplog.text
-    states = [Job.objects.get(bench=bench).state for bench in (quick, opening, waiting)]
-    assert states == ["succeeded", "failed", "failed"]
-    assert (control.state_dir / "vms" / "alice_quick.json").exists()
 
 
 def test_a_connection_closed_before_the_command_starts_is_a_clear_job_error(ssh_agent):

@@ -27,7 +27,6 @@ from invoke.exceptions import CommandTimedOut
 
 from ..models import Host
 from . import host_keys
-from .start_slots import release_held_slot
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,6 @@ CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF_SECONDS = 1.0
 KILL_GRACE_SECONDS = 5.0
 WATCH_INTERVAL_SECONDS = 0.25
-CONNECT_LOCK_CHECK_SECONDS = 0.05
 
 OutputCallback = Callable[[str, str], None]  # (stream, text)
 
@@ -204,7 +202,6 @@ class LocalTransport(Transport):
         return {"DEVBENCH_AGENT_CONFIG": str(settings.DEVBENCH_LOCAL_AGENT_CONFIG)}
 
     def _execute(self, command: str, streams: _Streams, hard_timeout: float) -> int | None:
-        release_held_slot()
         # The command line was validated and quoted by protocol.build_command.
         result = Context().run(  # noqa: S604
             command,
@@ -227,11 +224,10 @@ class LocalTransport(Transport):
 
 
 class _Remote(Remote):
-    """fabric's runner, made cheap for many concurrent jobs in one worker (docs/PERFORMANCE.md):
+    """fabric's runner, made cheap for many concurrent jobs in one worker:
 
-    - it waits for the exit status on paramiko's event instead of invoke's 10 ms polling loop,
-      which with 50 jobs woke the worker 5,000 times a second, and frees the job's start-up slot
-      when it starts waiting (start_slots.py);
+    - it waits for the exit status on paramiko's event instead of invoke's polling loop, so idle
+      jobs do not wake the worker;
     - it reads up to 32 KiB at a time instead of 1,000 bytes, decoding incrementally so that a
       multi-byte character split between two reads stays whole.
     """
@@ -239,7 +235,6 @@ class _Remote(Remote):
     read_chunk_size = 32 * 1024
 
     def wait(self) -> None:
-        release_held_slot()  # channel open, command sent, reader threads running
         while not (self.process_is_finished or self.has_dead_threads):
             self.channel.status_event.wait(WATCH_INTERVAL_SECONDS)
 
@@ -292,15 +287,9 @@ class SSHTransport(Transport):
         return connection, policy
 
     def connect(self) -> None:
-        # Held for a moment by every job's check of the open connection; longer only while a job
-        # opens one. A job that waits for that waits on the network: outside a start-up slot.
-        if not self._connect_lock.acquire(timeout=CONNECT_LOCK_CHECK_SECONDS):
-            release_held_slot()
-            self._connect_lock.acquire()
-        try:
+        # One job opens the host's connection; the others wait for it and then share it.
+        with self._connect_lock:
             self._connect()
-        finally:
-            self._connect_lock.release()
 
     def _connect(self) -> None:
         if self._connection is not None and self._connection.is_connected:
@@ -308,7 +297,6 @@ class SSHTransport(Transport):
             if transport is not None and transport.is_active():
                 return
             self.close()
-        release_held_slot()  # a new connection waits on the network: not in a start-up slot
         last_error: Exception | None = None
         for attempt in range(CONNECT_ATTEMPTS):
             connection, policy = self._new_connection()
