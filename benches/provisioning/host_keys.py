@@ -3,7 +3,9 @@
 A host's key is pinned in ``Host.host_key``: given by ``addhost --known-hosts`` or learned on
 the first connection. A later mismatch fails the job with a clear error; there is no
 ``StrictHostKeyChecking=no`` anywhere. Private keys are read from a file or stored encrypted
-with a key derived from SECRET_KEY.
+with a key derived from SECRET_KEY. After a rotation of SECRET_KEY the stored keys still
+decrypt while the old key is listed in SECRET_KEY_FALLBACKS; ``reencrypt_stored_private_keys``
+(the ``reencrypt_host_keys`` command) moves them to the current key so the old one can go.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import io
 
 import paramiko
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 from ..models import Host
@@ -29,20 +31,61 @@ class UnexpectedHostKey(paramiko.SSHException):
         self.key = key
 
 
-def _fernet() -> Fernet:
-    digest = hashlib.sha256(("devbench-host-private-key:" + settings.SECRET_KEY).encode()).digest()
+class UndecryptablePrivateKey(ValueError):
+    """A stored private key that neither SECRET_KEY nor any of SECRET_KEY_FALLBACKS decrypts."""
+
+
+UNDECRYPTABLE_ADVICE = (
+    "it was encrypted under a SECRET_KEY that is neither the current one nor in SECRET_KEY_FALLBACKS. "
+    "Add the previous SECRET_KEY to SECRET_KEY_FALLBACKS (then run `manage.py reencrypt_host_keys`), "
+    "or paste the host's private key again in the admin panel."
+)
+
+
+def _fernet_for(secret: str) -> Fernet:
+    digest = hashlib.sha256(("devbench-host-private-key:" + secret).encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
 
 
+def _fernet() -> MultiFernet:
+    """Encrypts with the current SECRET_KEY; decrypts with it, then with each fallback in order."""
+    secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return MultiFernet([_fernet_for(secret) for secret in secrets])
+
+
 def encrypt_private_key(text: str) -> str:
+    """The private key text encrypted with the current SECRET_KEY, for ``Host.private_key_encrypted``."""
     return _fernet().encrypt(text.encode()).decode()
 
 
 def decrypt_private_key(token: str) -> str:
+    """The private key text; UndecryptablePrivateKey when no configured key opens it."""
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise ValueError("The stored private key cannot be decrypted (was SECRET_KEY changed?)") from None
+        raise UndecryptablePrivateKey(f"The stored private key cannot be decrypted: {UNDECRYPTABLE_ADVICE}") from None
+
+
+def reencrypt_stored_private_keys() -> tuple[list[str], list[str]]:
+    """Encrypt every stored host private key with the current SECRET_KEY.
+
+    Returns the names of the hosts re-encrypted and of those whose key no configured secret
+    decrypts (left unchanged). Run after a rotation, before dropping the old key from the fallbacks.
+    """
+    fernet = _fernet()
+    done: list[str] = []
+    failed: list[str] = []
+    for host in Host.objects.exclude(private_key_encrypted="").order_by("name"):
+        try:
+            token = fernet.rotate(host.private_key_encrypted.encode()).decode()
+        except InvalidToken:
+            failed.append(host.name)
+            continue
+        # update() on the one column: an admin editing the host at the same time keeps the rest.
+        Host.objects.filter(pk=host.pk, private_key_encrypted=host.private_key_encrypted).update(
+            private_key_encrypted=token)
+        done.append(host.name)
+    return done, failed
 
 
 def parse_private_key(text: str) -> paramiko.PKey:
@@ -56,8 +99,21 @@ def parse_private_key(text: str) -> paramiko.PKey:
 
 
 def load_private_key(host: Host) -> paramiko.PKey | None:
+    """The host's private key (stored or from its identity file); None to use neither.
+
+    A stored key that cannot be decrypted raises the transport's TransportError, so that a job
+    fails and a connection test reports it with the advice, like any other connection failure.
+    """
     if host.private_key_encrypted:
-        return parse_private_key(decrypt_private_key(host.private_key_encrypted))
+        try:
+            text = decrypt_private_key(host.private_key_encrypted)
+        except UndecryptablePrivateKey:
+            from .transport import TransportError  # imported here: transport imports this module
+
+            raise TransportError(
+                f"The stored private key of host {host.name} cannot be decrypted: {UNDECRYPTABLE_ADVICE}"
+            ) from None
+        return parse_private_key(text)
     if host.identity_file:
         with open(host.identity_file) as handle:
             return parse_private_key(handle.read())
