@@ -110,8 +110,8 @@ else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)  # with a pool: checked when lent out
     # A pool of PostgreSQL connections per process. Under ASGI every request runs in a thread of its
     # own, and Django closes a thread's connection when the request ends: without a pool every
-    # request, WebSocket handshake and task opened a new one (a server process: ~5 ms of server
-    # CPU and ~1 ms here; docs/PERFORMANCE.md). Connections are opened as needed (none at start),
+    # request, WebSocket handshake and task opened a new one, and PostgreSQL starts a server
+    # process for each, for a few small queries. Connections are opened as needed (none at start),
     # closed after 5 idle minutes; a thread that finds all DEVBENCH_DB_POOL_SIZE lent out waits up
     # to DEVBENCH_DB_POOL_TIMEOUT seconds, then gets the database-unavailable answer (503).
     # Jobs give theirs back while their remote command runs (benches.services). 0 turns it off.

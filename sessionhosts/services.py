@@ -80,8 +80,8 @@ def _record_status(host: SessionHost, status: SessionHostStatus) -> None:
 
 def _record_statuses(observed: list[tuple[SessionHost, SessionHostStatus]]) -> None:
     """Record many hosts' statuses: one UPDATE per host whose record changed, and one for all
-    the others' ``last_checked_at`` (a resync of 1,000 unchanged hosts wrote 1,000 UPDATEs:
-    1.2 of its 1.7 s, docs/PERFORMANCE.md benchmark 6)."""
+    the others' ``last_checked_at``, so the periodic resync, where most hosts are unchanged,
+    writes once instead of once per host."""
     now = timezone.now()
     unchanged = []
     for host, status in observed:

@@ -24,7 +24,7 @@ INACTIVE_STATES = {"stopped", "poweroff", "inactive", "saved", "paused", "aborte
 
 # The keys a script prints, each at the start of a line. The patterns begin with a literal and
 # have no ``^``: ``re`` then jumps between the literal's occurrences instead of trying every
-# position, ~15x faster on a create's output of 2,000 lines (docs/PERFORMANCE.md, 1.);
+# position, which matters for a create that prints thousands of lines of package output;
 # ``_at_line_starts`` keeps the matches that begin a line.
 _CREATED_RE = re.compile(r"VM (\S+) Created and Ready\s*$", re.MULTILINE)
 _SSH_PORT_RE = re.compile(r"SSH(?: Port:\s*|_PORT=)(\d{1,5})\s*$", re.MULTILINE)
