@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from benches import services
 from benches.models import DevBench, Host, Job
@@ -89,3 +90,15 @@ def test_reencrypt_reports_keys_it_cannot_decrypt_and_leaves_them_alone(stored_k
     with pytest.raises(CommandError, match=r"Could not decrypt the private key of: hv1; .*SECRET_KEY_FALLBACKS"):
         call_command("reencrypt_host_keys")
     assert Host.objects.get(pk=stored_key_host.pk).private_key_encrypted == before
+
+
+def test_the_admin_panels_connection_test_shows_the_advice(stored_key_host, admin_user, settings):
+    rotate(settings, fallbacks=[])
+    client = Client()
+    client.force_login(admin_user)  # signed in under the new key: the old sessions went with the old key
+    response = client.post("/admin/benches/host/", {"action": "test_connection",
+                                                    "_selected_action": [stored_key_host.pk]}, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The stored private key of host hv1 cannot be decrypted" in page
+    assert "SECRET_KEY_FALLBACKS" in page
