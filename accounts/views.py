@@ -21,7 +21,6 @@ from .decorators import login_required_seed
 logger = logging.getLogger(__name__)
 
 FAILED_LOGIN_MESSAGE = "Invalid username or password"
-LOCKED_OUT_MESSAGE = "Too many failed sign-in attempts. Wait a minute and try again."
 
 
 def landing_path(user) -> str:
@@ -53,27 +52,35 @@ def login_view(request: HttpRequest) -> HttpResponse:
     username = fields.get("username", "").strip()
     next_url = fields.get("next", next_url)
     address = request.META.get("REMOTE_ADDR", "")
-    if login_throttle.is_locked_out(username=username, address=address):
-        return _locked_out(request)
-    user = auth.authenticate(request, username=username, password=fields.get("password", ""))
+    try:
+        with login_throttle.attempt(username=username, address=address) as attempt:
+            user = auth.authenticate(request, username=username, password=fields.get("password", ""))
+            if user is None:
+                attempt.failed()
+            else:
+                attempt.succeeded()
+    except DomainError as exc:  # locked out (429) or too many checks at once (503)
+        return _refused(request, exc)
     if user is None:
-        login_throttle.record_failure(username=username, address=address)
         logger.warning("failed sign-in for %r from %s", username[:64], address)
         return render(
             request,
             "accounts/login.html",
             {"error": FAILED_LOGIN_MESSAGE, "username": username, "next": next_url},
         )
-    login_throttle.reset(username=username)
     auth.login(request, user)  # rotates the session key
     return HttpResponseRedirect(_safe_next(request, next_url) or landing_path(user))
 
 
-def _locked_out(request: HttpRequest) -> HttpResponse:
-    """429 with a clear message (JSON for JSON clients)."""
+def _refused(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    """The refusal with a clear message (JSON for JSON clients); busy says when to retry."""
     if request.content_type == "application/json":
-        return JsonResponse({"error": LOCKED_OUT_MESSAGE}, status=429)
-    return render(request, "accounts/login.html", {"error": LOCKED_OUT_MESSAGE}, status=429)
+        response = JsonResponse({"error": exc.message}, status=exc.http_status)
+    else:
+        response = render(request, "accounts/login.html", {"error": exc.message}, status=exc.http_status)
+    if isinstance(exc, login_throttle.Busy):
+        response["Retry-After"] = str(login_throttle.BUSY_RETRY_AFTER_SECONDS)
+    return response
 
 
 @require_http_methods(["GET", "POST"])

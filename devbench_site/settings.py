@@ -189,6 +189,8 @@ DEVBENCH_ADMIN_EMAIL = env.str("DEVBENCH_ADMIN_EMAIL", default="admin@localhost"
 # Failed sign-ins: 5 a minute per username and per client address (accounts.login_throttle).
 DEVBENCH_LOGIN_FAILURE_LIMIT = env.int("DEVBENCH_LOGIN_FAILURE_LIMIT", default=5)
 DEVBENCH_LOGIN_WINDOW_SECONDS = env.int("DEVBENCH_LOGIN_WINDOW_SECONDS", default=60)
+# Password checks at once per process; more sign-ins at once are told to retry (503).
+DEVBENCH_LOGIN_CONCURRENT_CHECKS = env.int("DEVBENCH_LOGIN_CONCURRENT_CHECKS", default=4)
 
 # --- Sessions, CSRF and security headers ------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -4,6 +4,8 @@ cancel a job, and delete every bench of a user being deleted."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -59,32 +61,75 @@ def validate_bench_name(name: str) -> str:
 def create_bench(*, user: User, name: str) -> DevBench:
     """Record a bench (status creating) and queue its create job.
 
-    Checks, in order: the name, duplicates, the user's quota, the hourly creation limit and a
-    host with free capacity. Nothing is written when one fails.
+    Checks, in order: the name, duplicates, the user's holding limits (the quota), the hourly
+    creation limit and a host with free capacity. Nothing is written when one fails. The counts
+    are made and the creation slot taken under a lock on the user's row, in the transaction that
+    adds the bench, so creates sent at once are counted one after another.
     """
     name = validate_bench_name((name or "").strip() if isinstance(name, str) else name)
-    owned, same_name = selectors.bench_counts_for(user, name)
-    if same_name:
-        raise InvalidInput(DUPLICATE_NAME_MESSAGE, fields={"name": [DUPLICATE_NAME_MESSAGE]})
-    quota = quota_for(user)
-    if owned >= quota:
-        raise InvalidInput(f"DevBench quota reached: you have {quota} of {quota}. Delete one first.")
-    limit = _creation_limit()
-    if limit.exceeded(str(user.pk)):
-        raise RateLimited(
-            f"You can create at most {settings.DEVBENCH_CREATE_LIMIT_PER_HOUR} DevBenches per hour; try later"
-        )
     try:
-        with transaction.atomic():
+        with _creation_slot(user) as take_creation_slot, transaction.atomic():
+            user = _lock_user(user)
+            owned, same_name = selectors.bench_counts_for(user, name)
+            if same_name:
+                raise InvalidInput(DUPLICATE_NAME_MESSAGE, fields={"name": [DUPLICATE_NAME_MESSAGE]})
+            _check_holding_limits(user=user, owned=owned)
+            take_creation_slot()
             host = pick_host()
             bench = DevBench.objects.create(user=user, host=host, name=name, status=Status.CREATING)
             job = new_job(bench=bench, command=Command.CREATE, actor=user)
     except IntegrityError:
         raise InvalidInput(DUPLICATE_NAME_MESSAGE, fields={"name": [DUPLICATE_NAME_MESSAGE]}) from None
-    limit.record(str(user.pk))
     dispatch(job)
     logger.info("bench %s created by %s on %s (job %s)", bench.pk, user.username, host.name, job.pk)
     return bench
+
+
+def _lock_user(user: User) -> User:
+    """The user's row, locked until the transaction ends: one create of a user at a time
+    counts what the user holds (SQLite's transactions take the write lock from the start)."""
+    locked = User.objects.select_for_update().filter(pk=user.pk).first()
+    if locked is None:
+        raise NotFound("User not found")
+    return locked
+
+
+def _check_holding_limits(*, user: User, owned: int) -> None:
+    """Every limit on what a user holds at once, checked under the user's lock. A new limit
+    (vCPUs, memory, disk of the user's benches) is one more check here."""
+    quota = quota_for(user)
+    if owned >= quota:
+        raise InvalidInput(f"DevBench quota reached: you have {quota} of {quota}. Delete one first.")
+
+
+@contextmanager
+def _creation_slot(user: User) -> Iterator[Callable[[], None]]:
+    """Yield the function that takes one of the user's hourly creations (``RateLimited`` when
+    none is left), counted before the bench is created so that creates at once cannot all
+    pass.
+
+    A slot taken for a create that then fails (no host free, a duplicate name found only by
+    the database, an error) is given back: the limit bounds the provisioning a user starts,
+    and such a create started none; the user should not lose hourly creates to a 503 they did
+    not cause. The slot stays once the bench is recorded, even if it is deleted again.
+    """
+    limit, key = _creation_limit(), str(user.pk)
+    taken = False
+
+    def take() -> None:
+        nonlocal taken
+        if not limit.take(key):
+            raise RateLimited(
+                f"You can create at most {settings.DEVBENCH_CREATE_LIMIT_PER_HOUR} DevBenches per hour; try later"
+            )
+        taken = True
+
+    try:
+        yield take
+    except BaseException:
+        if taken:
+            limit.give_back(key)
+        raise
 
 
 def _lock_bench(bench: DevBench) -> DevBench:
