@@ -5,12 +5,17 @@ for their owner only."""
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 
 import pytest
 from django.test import Client, override_settings
 
+from benches import services as bench_services
 from benches.models import DevBench, Host, Job
+from benches.provisioning.messages import chunk_text
+from tests.conftest import STRONG_PASSWORD
 
 
 @pytest.fixture
@@ -211,3 +216,106 @@ def test_every_thread_uses_the_process_redis_client():
         thread.join()
     assert len({id(cache) for cache, _, _ in seen}) == 3  # kept alive in ``seen``: distinct ids
     assert len({id(client) for _, writer, reader in seen for client in (writer, reader)}) == 1
+
+
+# --- in the browser: htmx swaps the server's cards in, the logs stay --------------------------
+
+def browser_card(page, name: str):
+    return page.locator(".bench-card").filter(has=page.locator(".bench-name", has_text=re.compile(f"^{name}$")))
+
+
+def wait_for_status(bench: DevBench, status: str, timeout: float = 30) -> DevBench:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        bench.refresh_from_db()
+        if bench.status == status:
+            return bench
+        time.sleep(0.1)
+    raise AssertionError(f"{bench.name} stayed {bench.status}, not {status}")
+
+
+def stored_create_log(bench: DevBench) -> str:
+    job = Job.objects.filter(bench=bench, command=Job.Command.CREATE).latest("created_at")
+    return "".join(chunk_text(chunk) for chunk in job.chunks.order_by("seq"))
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_bench_created_elsewhere_appears_live_and_the_other_cards_keep_their_logs(ui, user, local_agent):
+    from playwright.sync_api import expect
+
+    problems = len(ui.problems)
+    local_agent.configure(step_delay=0)
+    wait_for_status(bench_services.create_bench(user=user, name="first"), "active")
+    page = ui.new_page()
+    ui.sign_in(page, "alice", STRONG_PASSWORD, lands_on="/dashboard")
+    first = browser_card(page, "first")
+    expect(first.locator(".bench-log")).to_contain_text("[create succeeded, exit code 0]")
+    first_log = first.locator(".bench-log").text_content()
+    page.evaluate("window.__sameDocument = true")
+
+    local_agent.configure(step_delay=0.2, create_lines=4)
+    other = bench_services.create_bench(user=user, name="other")  # as another tab or the API would
+    elsewhere = browser_card(page, "other")
+    expect(elsewhere.locator(".bench-status")).to_have_text("creating")
+    expect(elsewhere.locator(".bench-meta")).to_contain_text("on local")
+    expect(page.locator("#bench-count")).to_have_text("2")
+    expect(elsewhere.locator(".bench-status")).to_have_text("active")
+    expect(elsewhere.locator(".bench-log")).to_contain_text("[create succeeded, exit code 0]")
+    other = wait_for_status(other, "active")
+    assert elsewhere.locator(".bench-log").text_content() == (
+        stored_create_log(other) + "[create succeeded, exit code 0]\n"), "every line once, in order"
+    assert first.locator(".bench-log").text_content() == first_log, "the list's swap kept the other log"
+    assert page.evaluate("window.__sameDocument") is True
+    assert ui.problems[problems:] == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_after_the_live_updates_were_cut_the_cards_catch_up_without_a_reload(ui, user, local_agent):
+    from playwright.sync_api import expect
+
+    problems = len(ui.problems)
+    local_agent.configure(step_delay=0)
+    kept = wait_for_status(bench_services.create_bench(user=user, name="kept"), "active")
+    doomed = wait_for_status(bench_services.create_bench(user=user, name="doomed"), "active")
+    sockets, refuse = [], threading.Event()
+
+    def route(ws):
+        if refuse.is_set():
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    page = ui.new_page()
+    page.route_web_socket(re.compile(r"/ws/$"), route)
+    ui.sign_in(page, "alice", STRONG_PASSWORD, lands_on="/dashboard")
+    kept_card = browser_card(page, "kept")
+    expect(kept_card.locator(".bench-log")).to_contain_text("[create succeeded, exit code 0]")
+    kept_log = kept_card.locator(".bench-log").text_content()
+    page.evaluate("window.__sameDocument = true")
+
+    refuse.set()
+    sockets[-1].close()
+    expect(page.locator("#connection-state")).to_be_visible()
+    # Changes the page cannot hear about: no message is sent for any of them.
+    DevBench.objects.filter(pk=kept.pk).update(status=DevBench.Status.INACTIVE, last_error="Powered off on the host")
+    DevBench.objects.filter(pk=doomed.pk).delete()
+    added = DevBench.objects.create(user=user, host=kept.host, name="added", actual_name="alice_added",
+                                    status=DevBench.Status.ACTIVE, ssh_info="6100", vnc_info="5100")
+    refuse.clear()
+
+    expect(page.locator("#connection-state")).to_be_hidden()
+    expect(kept_card.locator(".bench-status")).to_have_text("inactive")
+    expect(kept_card.locator(".bench-error")).to_have_text("Powered off on the host")
+    expect(browser_card(page, "doomed")).to_have_count(0)
+    expect(browser_card(page, "added").locator(".bench-ssh")).to_have_text(
+        f"ssh -p 6100 alice@{added.host.connect_name}")
+    expect(page.locator("#bench-count")).to_have_text("2")
+    assert kept_card.locator(".bench-log").text_content() == kept_log, "the log stayed as it was"
+    expect(kept_card.get_by_role("button", name="Start kept")).to_be_enabled()
+    assert page.evaluate("window.__sameDocument") is True
+    assert ui.problems[problems:] == []
