@@ -1,4 +1,5 @@
-"""The seed's bench routes (exact paths), plus start/stop/cancel in the same style."""
+"""The seed's bench routes (exact paths), plus start/stop/cancel in the same style and the
+dashboard's card fragments."""
 
 from django.urls import path
 
@@ -6,6 +7,8 @@ from . import views
 
 urlpatterns = [
     path("dashboard", views.dashboard, name="dashboard"),
+    path("dashboard/cards", views.bench_cards, name="bench-cards"),
+    path("dashboard/cards/<id:object_id>", views.bench_card, name="bench-card"),
     path("help", views.help_page, name="help"),
     path("help/ssh-config", views.ssh_config_download, name="ssh-config"),
     path("create-devbench", views.create_devbench, name="create-devbench"),

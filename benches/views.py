@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import login_required_seed
-from devbench_site.errors import DomainError, error_response
+from devbench_site.errors import DomainError, NotFound, error_response
 from devbench_site.request_data import body_fields
 
-from . import bench_cards, selectors, services, ssh_config
+from . import selectors, services, ssh_config
 from .models import Job
 
 SUCCESS = {"success": True}
@@ -86,10 +86,35 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         request,
         "benches/dashboard.html",
         {
-            "cards": bench_cards.dashboard_cards(request.user, ssh_config.vm_username(request.user)),
+            "benches": list(selectors.benches_for(request.user)),
+            "vm_username": ssh_config.vm_username(request.user),
             "quota": services.quota_for(request.user),
             "name_max_length": 48,
         },
+    )
+
+
+@require_GET
+@login_required_seed
+def bench_cards(request: HttpRequest) -> HttpResponse:
+    """The dashboard's list of cards alone (the script swaps it in after live updates were cut)."""
+    return render(
+        request,
+        "benches/_bench_list.html",
+        {"benches": selectors.benches_for(request.user), "vm_username": ssh_config.vm_username(request.user)},
+    )
+
+
+@require_GET
+@login_required_seed
+def bench_card(request: HttpRequest, object_id: int) -> HttpResponse:
+    """One of the user's bench cards (the script swaps it in for a new bench); 404 for any other."""
+    try:
+        bench = selectors.bench_detail_for_owner(request.user, object_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    return render(
+        request, "benches/_bench_card.html", {"bench": bench, "vm_username": ssh_config.vm_username(request.user)}
     )
 
 

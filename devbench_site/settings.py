@@ -104,9 +104,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env.str("DEVBENCH_TEST_DATABASE_NAME", default=str(VAR_DIR / "test-devbench.sqlite3"))
     }
 else:
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # Django's, reading timestamps with psycopg's C loader (devbench_site/postgresql/base.py).
-        DATABASES["default"]["ENGINE"] = "devbench_site.postgresql"
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)  # with a pool: checked when lent out
     # A pool of PostgreSQL connections per process. Under ASGI every request runs in a thread of its
     # own, and Django closes a thread's connection when the request ends: without a pool every

@@ -6,20 +6,14 @@ Only shapes and types live here; the rules (names, quotas, host settings) are in
 
 from __future__ import annotations
 
-import datetime
-from functools import cached_property
-
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from devbench_site.api.schema import documented, ecma
-from devbench_site.api.serialization import api_datetime
 
 from ..models import DevBench, Host, Job, JobChunk
 from ..provisioning import messages, protocol
-from ..selectors import BENCH_LIST_FIELDS
 
 PG_INT_MAX = 2**31 - 1  # PositiveIntegerField's range on every backend
 ONE_TOKEN = {"pattern": r"^[^\s]*$", "maxLength": 255}  # what services._check_host_settings accepts
@@ -70,40 +64,6 @@ class BenchSerializer(serializers.Serializer):
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
     latestJobId = serializers.IntegerField(source="latest_job_id", read_only=True, allow_null=True)
-
-    def to_representation(self, bench: DevBench | dict) -> dict:
-        """The fields above, built directly: the same JSON as DRF's field-by-field path (tested),
-        at a tenth of its cost for a page of benches (docs/PERFORMANCE.md, benchmark 4). ``bench``
-        is a DevBench or a row of ``selectors.bench_list_for``."""
-        row = bench if isinstance(bench, dict) else _list_row(bench)
-        zone = self.time_zone
-        return {
-            "id": row["id"],
-            "name": row["name"],
-            "actualName": row["actual_name"],
-            "status": row["status"],
-            "host": row["host_name"],
-            "sshInfo": row["ssh_info"],
-            "vncInfo": row["vnc_info"],
-            "vmIp": row["vm_ip"],
-            "lastError": row["last_error"],
-            "createdAt": api_datetime(row["created_at"], zone),
-            "updatedAt": api_datetime(row["updated_at"], zone),
-            "latestJobId": row["latest_job_id"],
-        }
-
-    @cached_property
-    def time_zone(self) -> datetime.tzinfo:
-        """The current time zone, looked up once for a whole list (one serializer serves every item)."""
-        return timezone.get_current_timezone()
-
-
-def _list_row(bench: DevBench) -> dict:
-    """A bench instance as the row ``selectors.bench_list_for`` reads for it."""
-    row = {field: getattr(bench, field) for field in BENCH_LIST_FIELDS}
-    row["host_name"] = bench.host.name
-    row["latest_job_id"] = getattr(bench, "latest_job_id", None)
-    return row
 
 
 @extend_schema_serializer(examples=[OpenApiExample("Create", value={"name": "test-vm"}, request_only=True)])

@@ -1,8 +1,13 @@
 // The dashboard: bench cards fed by the WebSocket (replaying stored logs on load), the create
-// form with inline validation, and the bench actions. No framework: the server renders the
-// cards (a new bench's card too, fetched from /dashboard) and this script keeps them current.
+// form with inline validation, and the bench actions. The server renders the cards; htmx swaps
+// in its rendering of a new bench's card (/dashboard/cards/ID) or of the whole list after live
+// updates were cut (/dashboard/cards), and this script keeps them current between the two.
 (function () {
   "use strict";
+
+  // htmx starts when the document is parsed, after this script: it adds no inline <style> for
+  // request indicators, which the dashboard does not use.
+  window.htmx.config.includeIndicatorStyles = false;
 
   var NAME_RE = /^[a-zA-Z0-9_-]+$/;
   var NAME_MAX = 48;
@@ -29,7 +34,7 @@
       var jobId = el.getAttribute("data-latest-job-id");
       cards[id] = {
         el: el, jobId: jobId ? Number(jobId) : null, lastSeq: 0, pending: {}, pendingComplete: null, gapTimer: null,
-        busyJobId: null, version: 0, since: null,
+        busyJobId: null, version: 0, lastStatus: null, since: null,
       };
     }
     return cards[id];
@@ -104,24 +109,29 @@
     setProgress(state, 0);
   }
 
-  // Add a card: the server's rendering of it when given, else the template (name only).
-  function addCard(benchId, name, serverCard) {
-    var el;
-    if (serverCard) {
-      el = document.importNode(serverCard, true);
-    } else {
-      el = template.content.cloneNode(true).querySelector(".bench-card");
-      el.setAttribute("data-bench-id", String(benchId));
-      el.setAttribute("data-created-at", new Date().toISOString());
-      find(el, ".bench-name").textContent = name;
-    }
+  // Add a card for a bench created here, from the template (its name only) until the server's
+  // card replaces it.
+  function addCard(benchId, name) {
+    var el = template.content.cloneNode(true).querySelector(".bench-card");
+    el.setAttribute("data-bench-id", String(benchId));
+    el.setAttribute("data-created-at", new Date().toISOString());
+    find(el, ".bench-name").textContent = name;
+    // hx-preserve finds the progress bar and the log by their ids when the server's card comes.
+    find(el, ".bench-progress").id = "bench-progress-" + benchId;
+    find(el, ".bench-log-details").id = "bench-log-" + benchId;
     list.appendChild(el);
+    return adoptCard(el);
+  }
+
+  // Take a card the page did not show yet into the live updates.
+  function adoptCard(el) {
     emptyState.classList.add("d-none");
     updateCount();
     labelCard(el);
     localTimes(el);
     var state = cardState(el);
     setStatus(state, el.getAttribute("data-status") || "creating");
+    var benchId = el.getAttribute("data-bench-id");
     var early = orphans[benchId] || [];
     delete orphans[benchId];
     early.forEach(function (message) { handle(message); });
@@ -144,47 +154,61 @@
     return el ? cardState(el) : null;
   }
 
-  // The cards as the server renders them now: new benches' cards (with their host), and the
-  // current status after the live updates were interrupted.
-  function fetchServerCards() {
-    return fetch("/dashboard", { headers: { "Accept": "text/html" }, credentials: "same-origin" })
-      .then(function (response) {
-        if (!response.ok) throw new Error("Could not load the dashboard (status " + response.status + ")");
-        return response.text();
-      })
-      .then(function (html) {
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        var found = {};
-        doc.querySelectorAll("#bench-list .bench-card").forEach(function (el) {
-          found[el.getAttribute("data-bench-id")] = el;
-        });
-        return found;
-      });
+  // After htmx swapped in the server's rendering of some cards: bind each new element to its
+  // card's state (the log and the progress bar are the same elements, kept by hx-preserve), take
+  // in cards the page did not show and forget those the server no longer has. ``versions`` holds
+  // the swapped cards' versions when the request was sent: a live update that came meanwhile is
+  // newer than the server's rendering and is shown again.
+  function bindCards(versions) {
+    var shown = {};
+    list.querySelectorAll(".bench-card").forEach(function (el) {
+      var id = el.getAttribute("data-bench-id");
+      shown[id] = true;
+      var state = cards[id];
+      if (!state) { replay(adoptCard(el)); return; }
+      if (state.el === el) return;
+      state.el = el;
+      labelCard(el);
+      localTimes(el);
+      var update = id in versions && state.version !== versions[id] ? state.lastStatus : null;
+      setStatus(state, update ? update.status : el.getAttribute("data-status"));
+      if (update && update.type === "status_update") setInfo(state, update);
+    });
+    Object.keys(cards).forEach(function (id) { if (!shown[id]) delete cards[id]; });
+    updateCount();
+    emptyState.classList.toggle("d-none", Boolean(list.querySelector(".bench-card")));
   }
 
-  function syncFromServer() {
+  function versionsOf(ids) {
     var versions = {};
-    Object.keys(cards).forEach(function (id) { versions[id] = cards[id].version; });
-    return fetchServerCards().then(function (found) {
-      Object.keys(cards).forEach(function (id) {
-        var state = cards[id];
-        if (state.version !== versions[id]) return; // a newer live update already arrived
-        var server = found[id];
-        if (!server) { removeCard(state); return; }
-        setStatus(state, server.getAttribute("data-status"));
-        ["bench-ssh", "bench-vnc"].forEach(function (name) {
-          find(state.el, "." + name).textContent = find(server, "." + name).textContent;
-        });
-        ["copy-ssh", "copy-vnc"].forEach(function (name) {
-          find(state.el, "." + name).classList.toggle("d-none", find(server, "." + name).classList.contains("d-none"));
-        });
-        showError(state, find(server, ".bench-error").textContent.trim());
-      });
-      Object.keys(found).forEach(function (id) {
-        if (!cards[id] && !byBenchId(id)) replay(addCard(id, null, found[id]));
-      });
-    });
+    ids.forEach(function (id) { versions[id] = cards[id].version; });
+    return versions;
   }
+
+  // The list as the server renders it now: new benches' cards, and the current status after the
+  // live updates were interrupted.
+  function syncFromServer() {
+    var versions = versionsOf(Object.keys(cards));
+    return htmx.ajax("GET", "/dashboard/cards", { target: list, swap: "innerHTML" })
+      .then(function () { bindCards(versions); });
+  }
+
+  // A new bench's card as the server renders it (with its host), in place of the template's.
+  function loadCard(state) {
+    var id = state.el.getAttribute("data-bench-id");
+    var versions = versionsOf([id]);
+    return htmx.ajax("GET", "/dashboard/cards/" + id, { target: state.el, swap: "outerHTML" })
+      .then(function () { bindCards(versions); });
+  }
+
+  // A signed-out session is sent to /login: go there rather than show the sign-in form as cards.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.responseURL && new URL(xhr.responseURL).pathname === "/login") {
+      event.detail.shouldSwap = false;
+      location.href = "/login";
+    }
+  });
 
   var syncTimer = null;
   var creating = 0;
@@ -230,6 +254,7 @@
       flushOutput(state);
     } else if (message.type === "status_update") {
       state.version += 1;
+      state.lastStatus = message;
       if (message.status === "deleted") { removeCard(state); return; }
       setStatus(state, message.status);
       setInfo(state, message);
@@ -366,7 +391,11 @@
       button.disabled = true;
       button.textContent = "Checking…";
       request("GET", "/check-status/" + id)
-        .then(function (data) { state.version += 1; setStatus(state, data.status); })
+        .then(function (data) {
+          state.version += 1;
+          state.lastStatus = { status: data.status };
+          setStatus(state, data.status);
+        })
         .catch(function (e) { showError(state, e.message); })
         .finally(function () {
           button.textContent = "Check status";
@@ -415,11 +444,12 @@
       .then(function (data) {
         nameInput.value = "";
         var id = String(data.devbenchId);
-        return fetchServerCards()
-          .then(function (found) { return found[id]; }, function () { return null; })
-          .then(function (serverCard) {
-            if (!byBenchId(id)) replay(addCard(id, name, serverCard));
-          });
+        var state = byBenchId(id);
+        if (!state) {
+          state = addCard(id, name);
+          replay(state);
+        }
+        return loadCard(state).catch(function () { /* the template's card stays until the next sync */ });
       })
       .catch(function (e) { setNameError(e.message); nameInput.focus(); })
       .finally(function () { creating -= 1; button.disabled = false; });
