@@ -1,9 +1,10 @@
 """The WebSocket: a user's bench events (the seed's ``script_output``, ``script_complete``,
 ``status_update``) and replay of stored job logs.
 
-Only a signed-in session (same-origin) or a Bearer API key may connect; others are closed with
-4401. The connection joins its own user's group at once; the seed's ``register`` is accepted
-for the connection's own user id and refused for any other. ``replay`` sends the stored chunks
+Only a signed-in session (from a page of this site's origin) or a Bearer API key may connect;
+others are closed with 4401 (4403 for a session from another origin). The connection joins its
+own user's group at once; the seed's ``register`` is accepted for the connection's own user id
+and refused for any other. ``replay`` sends the stored chunks
 after a sequence number, then the live ones, with no gap and no duplicate: live messages for
 that job are held back while the stored ones are read and sent, then deduplicated by ``seq``.
 """
@@ -11,13 +12,11 @@ that job are held back while the stored ones are read and sent, then deduplicate
 from __future__ import annotations
 
 import json
-from urllib.parse import urlparse
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
-from django.http.request import validate_host
 
+from accounts import ws_auth
 from devbench_site.errors import DomainError
 
 from . import selectors
@@ -28,14 +27,6 @@ from .provisioning.streaming import user_group
 MAX_FRAME_BYTES = 16 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
-
-
-def _origin_allowed(scope) -> bool:
-    origin = next((value.decode("latin1") for name, value in scope.get("headers", []) if name == b"origin"), None)
-    if origin is None:
-        return False
-    host = urlparse(origin).hostname or ""
-    return validate_host(host, settings.ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"])
 
 
 def _non_negative_int(value, field: str) -> int:
@@ -53,7 +44,7 @@ class BenchEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if self.scope.get("auth_method") == "session" and not _origin_allowed(self.scope):
+        if self.scope.get("auth_method") == "session" and not ws_auth.session_origin_allowed(self.scope):
             await self.accept()
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
