@@ -1,7 +1,9 @@
 """WebSocket authentication: by Bearer API key (the ``Authorization`` header, or ``?token=``
 for clients, browsers, that cannot set headers) or by the session cookie from a page of this
 site's own origin. The middleware runs inside Channels' session AuthMiddleware, so a valid key
-wins over the cookie; ``scope["auth_method"]`` says which one authenticated."""
+wins over the cookie; ``scope["auth_method"]`` says which one authenticated and
+``scope["credential"]`` which session or key it was (``accounts.socket_credentials``).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 
-from . import services
+from . import selectors, services
 from .middleware import bearer_token
+from .socket_credentials import SocketCredential
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 Origin = tuple[str, str, int]
@@ -100,7 +103,20 @@ class APIKeyWebSocketMiddleware(BaseMiddleware):
         token = _token_from_scope(scope)
         if token is not None:
             found = await database_sync_to_async(services.authenticate_api_key)(token)
-            scope = {**scope, "user": found[0] if found else AnonymousUser(), "auth_method": "api_key"}
+            scope = {
+                **scope,
+                "user": found[0] if found else AnonymousUser(),
+                "auth_method": "api_key",
+                "credential": SocketCredential(api_key_id=found[1].pk) if found else None,
+            }
         else:
-            scope = {**scope, "auth_method": "session"}
+            scope = {**scope, "auth_method": "session", "credential": await self._session_credential(scope)}
         return await super().__call__(scope, receive, send)
+
+    @staticmethod
+    async def _session_credential(scope) -> SocketCredential | None:
+        user, session = scope.get("user"), scope.get("session")
+        if user is None or not user.is_authenticated or session is None or not session.session_key:
+            return None
+        expires_at = await database_sync_to_async(selectors.session_expiry)(session.session_key)
+        return SocketCredential(session_key=session.session_key, expires_at=expires_at)
