@@ -26,11 +26,12 @@ from websockets.sync.client import connect as ws_connect
 from accounts import services
 from accounts.models import APIKey, User
 from devbench_site.asgi import application
+from tests import live_daphne
 from tests.conftest import STRONG_PASSWORD
-from tests.test_websocket_origin import daphne  # noqa: F401  (the module's live Daphne)
 
 CLOSED = 4401
 NEW_PASSWORD = "Brand-New-Pass-7"
+daphne = live_daphne.daphne  # Daphne alone, once for this module
 
 
 # --- live, through Daphne -----------------------------------------------------------------------
@@ -85,7 +86,7 @@ def api_post(base_url: str, path: str, raw_key: str, body: dict | None = None) -
 
 
 @pytest.mark.django_db(transaction=True)
-def test_live_logout_closes_that_sessions_socket_only(daphne, user):  # noqa: F811
+def test_live_logout_closes_that_sessions_socket_only(daphne, user):
     browser, other_browser = Browser(daphne, "alice"), Browser(daphne, "alice")
     _key, raw = services.create_api_key(user=user)
     with browser.socket() as ws, other_browser.socket() as other_ws, key_socket(daphne, raw) as key_ws:
@@ -97,7 +98,7 @@ def test_live_logout_closes_that_sessions_socket_only(daphne, user):  # noqa: F8
 
 
 @pytest.mark.django_db(transaction=True)
-def test_live_key_revocation_closes_that_keys_socket_only(daphne, user):  # noqa: F811
+def test_live_key_revocation_closes_that_keys_socket_only(daphne, user):
     key, raw = services.create_api_key(user=user, name="ci")
     _other, other_raw = services.create_api_key(user=user, name="laptop")
     browser = Browser(daphne, "alice")
@@ -110,7 +111,7 @@ def test_live_key_revocation_closes_that_keys_socket_only(daphne, user):  # noqa
 
 
 @pytest.mark.django_db(transaction=True)
-def test_live_admin_password_reset_closes_all_the_users_sockets_and_revokes_keys(daphne, user, make_user):  # noqa: F811
+def test_live_admin_password_reset_closes_all_the_users_sockets_and_revokes_keys(daphne, user, make_user):
     make_user("boss", is_admin=True)
     _key, raw = services.create_api_key(user=user)
     admin = Browser(daphne, "boss")
@@ -129,7 +130,7 @@ def test_live_admin_password_reset_closes_all_the_users_sockets_and_revokes_keys
 
 
 @pytest.mark.django_db(transaction=True)
-def test_live_deactivation_in_the_admin_panel_closes_the_users_sockets(daphne, user, make_user):  # noqa: F811
+def test_live_deactivation_in_the_admin_panel_closes_the_users_sockets(daphne, user, make_user):
     make_user("boss", is_admin=True)
     admin = Browser(daphne, "boss")
     browser = Browser(daphne, "alice")
@@ -145,8 +146,6 @@ def test_live_deactivation_in_the_admin_panel_closes_the_users_sockets(daphne, u
 
 
 # --- through Channels' communicator -------------------------------------------------------------
-
-pytest_asyncio_marks = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 
 def signed_in_client(user) -> Client:

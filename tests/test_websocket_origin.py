@@ -5,8 +5,6 @@ browser connects, and through Channels' communicator for the cases a browser can
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,33 +15,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from devbench_site.asgi import application
-from tests.live_stack import ROOT, free_port, stack_env, wait_for_http
+from tests import live_daphne
 
 CLOSE_FORBIDDEN_ORIGIN = 4403
+daphne = live_daphne.daphne  # Daphne alone, once for this module
 
 
 def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value
-
-
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, tmp_path_factory):
-    """Daphne alone (no worker: nothing here runs a job) on the test database, for this module."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "devbench_site.asgi:application"],
-            cwd=ROOT, env=stack_env({}), stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def open_with_cookie(base_url: str, cookie: str, origin: str):
