@@ -7,11 +7,13 @@ through Channels' communicator."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import json
 import re
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -95,6 +97,18 @@ def test_live_logout_closes_that_sessions_socket_only(daphne, user):
         assert_closed_with_nothing_more(ws)
         assert_alive(other_ws)
         assert_alive(key_ws)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_logout_closes_every_socket_of_the_session_while_others_stream_on(daphne, user):
+    browser, other_browser = Browser(daphne, "alice"), Browser(daphne, "alice")
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=8) as pool:
+        opened = list(pool.map(lambda b: stack.enter_context(b.socket()), [browser] * 4 + [other_browser] * 4))
+        mine, others = opened[:4], opened[4:]
+        list(pool.map(assert_alive, opened))
+        assert browser.post("/logout", {}).url.endswith("/login")
+        list(pool.map(assert_closed_with_nothing_more, mine))
+        list(pool.map(assert_alive, others))
 
 
 @pytest.mark.django_db(transaction=True)
