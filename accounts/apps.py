@@ -6,6 +6,9 @@ class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts"
 
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  (connects the signal receivers)
+
 
 class DevBenchAdminConfig(AdminConfig):
     """The Django admin is DevBench's admin panel, served by our AdminSite."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.contrib.sessions.models import Session
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from .models import APIKey, User
 
@@ -25,3 +29,12 @@ def users_with_bench_counts() -> QuerySet[User]:
 
 def user_with_bench_count(user_id: int) -> User | None:
     return users_with_bench_counts().filter(pk=user_id).first()
+
+
+def session_expiry(session_key: str) -> datetime | None:
+    """When a stored (database-backed) session expires, or None when it is gone or expired."""
+    return (
+        Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+        .values_list("expire_date", flat=True)
+        .first()
+    )

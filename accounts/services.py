@@ -22,6 +22,7 @@ from devbench_site.errors import Forbidden, InvalidInput, NotFound
 
 from .models import APIKey, User
 from .signals import user_deletion_requested
+from .socket_credentials import end_sockets
 from .validators import USERNAME_MAX_LENGTH, username_letters_only
 
 logger = logging.getLogger(__name__)
@@ -92,13 +93,36 @@ def _refuse_admin_target(user: User, action: str) -> None:
         raise Forbidden(f"Cannot {action} an admin user")
 
 
-def reset_password(*, admin: User | None, user: User, new_password: str) -> None:
-    """Set a new password for a non-admin user; their sessions and API keys stay as they are."""
+def check_password_reset_allowed(*, user: User) -> None:
+    """Raise ``Forbidden`` when ``user``'s password may not be reset by an admin (an admin's)."""
     _refuse_admin_target(user, "reset the password of")
+
+
+def reset_password(*, admin: User | None, user: User, new_password: str) -> int:
+    """Set a new password for a non-admin user, as one does for a compromised account: their
+    sessions end (Django checks the password hash), their API keys are revoked and their open
+    WebSockets closed. Returns the number of keys revoked."""
+    check_password_reset_allowed(user=user)
     _validate_new_password(new_password, user)
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    logger.info("password reset for %s by %s", user.username, admin.username if admin else "system")
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        revoked = _revoke_all_keys(user)
+        end_sockets(user_id=user.pk)
+    actor = admin.username if admin else "system"
+    logger.info("password reset for %s by %s; %d API keys revoked", user.username, actor, revoked)
+    return revoked
+
+
+def deactivate_user(*, admin: User | None, user: User) -> None:
+    """Mark a user inactive (idempotent): they can no longer sign in or use their keys, and
+    their open WebSockets close."""
+    with transaction.atomic():
+        if user.is_active:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+        end_sockets(user_id=user.pk)
+    logger.info("user deactivated: %s by %s", user.username, admin.username if admin else "system")
 
 
 def generate_password() -> str:
@@ -118,7 +142,8 @@ def delete_user(*, admin: User | None, user: User) -> bool:
         user.is_active = False
         user.deletion_requested_at = user.deletion_requested_at or timezone.now()
         user.save(update_fields=["is_active", "deletion_requested_at"])
-        APIKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        _revoke_all_keys(user)
+        end_sockets(user_id=user.pk)
     logger.info("user deletion requested: %s by %s", user.username, admin.username if admin else "system")
     user_deletion_requested.send(sender=User, user=user, actor=admin)
     return purge_user_if_released(user)
@@ -171,14 +196,20 @@ def create_api_key(*, user: User, name: str = "") -> tuple[APIKey, str]:
 
 
 def revoke_api_key(*, user: User, key_id: int) -> APIKey:
-    """Revoke one of the user's own keys (idempotent)."""
+    """Revoke one of the user's own keys (idempotent) and close the WebSockets opened with it."""
     key = APIKey.objects.filter(user=user, pk=key_id).first()
     if key is None:
         raise NotFound("API key not found")
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
+    with transaction.atomic():
+        if key.revoked_at is None:
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+        end_sockets(user_id=user.pk, api_key_id=key.pk)
     return key
+
+
+def _revoke_all_keys(user: User) -> int:
+    return APIKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def authenticate_api_key(raw_key: str) -> tuple[User, APIKey] | None:

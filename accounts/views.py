@@ -83,9 +83,21 @@ def _refused(request: HttpRequest, exc: DomainError) -> HttpResponse:
     return response
 
 
+# What a browser's ``Sec-Fetch-Site`` says of a request the user made on this site or by hand.
+USER_INITIATED_FETCH_SITES = ("same-origin", "none")
+
+
 @require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
-    auth.logout(request)
+    """Sign out (POST, CSRF-checked; or the seed's GET) and go to the sign-in page.
+
+    A GET that a browser marks as coming from another site (a link, an image) does not sign out.
+    A GET without ``Sec-Fetch-Site`` does: browsers that send cookies along with cross-site
+    requests send that header, so such a request comes from an old client or a program (curl).
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if request.method == "POST" or fetch_site is None or fetch_site in USER_INITIATED_FETCH_SITES:
+        auth.logout(request)
     return HttpResponseRedirect("/login")
 
 

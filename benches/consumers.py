@@ -1,23 +1,28 @@
 """The WebSocket: a user's bench events (the seed's ``script_output``, ``script_complete``,
 ``status_update``) and replay of stored job logs.
 
-Only a signed-in session (same-origin) or a Bearer API key may connect; others are closed with
-4401. The connection joins its own user's group at once; the seed's ``register`` is accepted
-for the connection's own user id and refused for any other. ``replay`` sends the stored chunks
+Only a signed-in session (from a page of this site's origin) or a Bearer API key may connect;
+others are closed with 4401 (4403 for a session from another origin). The connection joins its
+own user's group at once; the seed's ``register`` is accepted for the connection's own user id
+and refused for any other. ``replay`` sends the stored chunks
 after a sequence number, then the live ones, with no gap and no duplicate: live messages for
 that job are held back while the stored ones are read and sent, then deduplicated by ``seq``.
+
+The socket ends with its credential (``accounts.socket_credentials``): closed with 4401 when its session
+signs out or expires, its key is revoked, or the user's password is reset or the user is
+deactivated; nothing is sent after that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from urllib.parse import urlparse
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
-from django.http.request import validate_host
+from django.utils import timezone
 
+from accounts import socket_credentials, ws_auth
 from devbench_site.errors import DomainError
 
 from . import selectors
@@ -30,14 +35,6 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 
 
-def _origin_allowed(scope) -> bool:
-    origin = next((value.decode("latin1") for name, value in scope.get("headers", []) if name == b"origin"), None)
-    if origin is None:
-        return False
-    host = urlparse(origin).hostname or ""
-    return validate_host(host, settings.ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"])
-
-
 def _non_negative_int(value, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         raise DomainError(f"'{field}' must be a non-negative integer")
@@ -45,7 +42,9 @@ def _non_negative_int(value, field: str) -> int:
 
 
 class BenchEventsConsumer(AsyncJsonWebsocketConsumer):
-    group: str | None = None
+    groups_joined: tuple[str, ...] = ()
+    ended = False
+    expiry_task: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -53,25 +52,63 @@ class BenchEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if self.scope.get("auth_method") == "session" and not _origin_allowed(self.scope):
+        if self.scope.get("auth_method") == "session" and not ws_auth.session_origin_allowed(self.scope):
             await self.accept()
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
         self.user = user
+        self.credential: socket_credentials.SocketCredential = self.scope["credential"]
         self.delivered: dict[int, int] = {}
         self.completed: set[int] = set()
         self.held: dict[int, list[dict]] = {}
-        self.group = user_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.groups_joined = (user_group(user.pk), socket_credentials.credentials_group(user.pk))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        if self.credential.expires_at is not None:
+            self.expiry_task = asyncio.create_task(self._close_when_session_expires())
 
     async def disconnect(self, code) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._leave_groups()
+        if self.expiry_task is not None and self.expiry_task is not asyncio.current_task():
+            self.expiry_task.cancel()
+
+    async def _leave_groups(self) -> None:
+        groups, self.groups_joined = self.groups_joined, ()
+        for group in groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # --- the end of the socket's credential ---------------------------------------------------
+
+    async def credentials_ended(self, event: dict) -> None:
+        if socket_credentials.ended_by(self.credential, event):
+            await self._end()
+
+    async def _close_when_session_expires(self) -> None:
+        """Sleep until the session's expiry; it may have been extended meanwhile, so look once
+        more then (one read per expiry, none per message) and close when it is gone."""
+        expires_at = self.credential.expires_at
+        while expires_at is not None:
+            await asyncio.sleep(max(0.0, (expires_at - timezone.now()).total_seconds()))
+            expires_at = await database_sync_to_async(socket_credentials.session_still_valid_until)(self.credential)
+        await self._end()
+
+    async def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        await self._leave_groups()
+        await self.close(code=socket_credentials.CLOSE_CREDENTIALS_ENDED)
+
+    async def send(self, text_data=None, bytes_data=None, close=False) -> None:
+        if not self.ended:  # after the credential ended, not one more frame
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     # --- frames from the client ---------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if self.ended:
+            return
         if text_data is None or len(text_data) > MAX_FRAME_BYTES:
             await self._error("Send JSON text frames of at most 16 KiB")
             return

@@ -7,6 +7,7 @@ layer, the cache and the Celery broker use the embedded Valkey server on a unix 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from pathlib import Path
 
@@ -17,7 +18,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 VAR_DIR = Path(env.str("DEVBENCH_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the SQLite database, the secret key and the Valkey socket: only its owner may enter
+# it, also when an older start created it open (a directory we do not own stays as it is).
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+with contextlib.suppress(PermissionError):
+    VAR_DIR.chmod(0o700)
 
 
 def _secret_key_from_var() -> str:
@@ -93,6 +98,9 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'devbench.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite creates the file (and its -wal and -shm files, which copy its mode) world-readable.
+    if DATABASES["default"]["NAME"] == str(VAR_DIR / "devbench.sqlite3"):
+        Path(DATABASES["default"]["NAME"]).touch(mode=0o600)
     # Daphne, the worker and beat share the file: WAL lets readers run beside one writer.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",

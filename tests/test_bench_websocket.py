@@ -22,7 +22,8 @@ def session_headers(user) -> list[tuple[bytes, bytes]]:
     client = Client()
     client.force_login(user)
     cookie = client.cookies["sessionid"].value
-    return [(b"cookie", f"sessionid={cookie}".encode()), (b"origin", b"http://testserver")]
+    # What a browser on http://testserver sends with the handshake.
+    return [(b"cookie", f"sessionid={cookie}".encode()), (b"host", b"testserver"), (b"origin", b"http://testserver")]
 
 
 async def connect(path="/ws/", headers=None) -> WebsocketCommunicator:
