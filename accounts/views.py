@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from devbench_site.errors import DomainError
+from devbench_site.errors import DomainError, error_body
 from devbench_site.request_data import body_fields
 
 from . import login_throttle, selectors, services
@@ -72,7 +72,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def _locked_out(request: HttpRequest) -> HttpResponse:
     """429 with a clear message (JSON for JSON clients)."""
     if request.content_type == "application/json":
-        return JsonResponse({"error": LOCKED_OUT_MESSAGE}, status=429)
+        return JsonResponse(error_body(LOCKED_OUT_MESSAGE), status=429)
     return render(request, "accounts/login.html", {"error": LOCKED_OUT_MESSAGE}, status=429)
 
 
