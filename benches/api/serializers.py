@@ -37,6 +37,11 @@ class BenchNameField(serializers.CharField):
     def __init__(self, **kwargs):
         super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
 
+    def to_internal_value(self, data):
+        if not isinstance(data, str):  # a JSON number is no name (``1e400`` would become "inf")
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 BENCH_EXAMPLE = {
     "id": 123,
