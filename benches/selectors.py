@@ -6,8 +6,10 @@ import functools
 from collections.abc import Callable
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, F, Q, QuerySet
+from django.db.models import BigIntegerField, Count, F, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 
 from accounts.models import User
 from devbench_site.errors import NotFound
@@ -91,16 +93,16 @@ def bench_card_values_and_fingerprint(user: User) -> tuple[list[tuple], str]:
 
 _BENCH_COUNTS = PrecompiledValuesQuery(
     lambda user_id, name: User.objects.filter(pk=user_id).annotate(
-        owned=Count("benches"), same_name=Count("benches", filter=Q(benches__name=name)),
+        owned=Count("benches"), same_name=Count("benches", filter=Exact(Lower("benches__name"), name)),
     ).values_list("owned", "same_name"),
     arity=2,
 )
 
 
 def bench_counts_for(user: User, name: str) -> tuple[int, int]:
-    """The user's benches, and those among them named ``name`` (0 or 1): one query, compiled once
-    per process (every create asks)."""
-    rows = _BENCH_COUNTS.rows(user.pk, name)
+    """The user's benches, and those among them named ``name`` regardless of case (0 or 1, as the
+    database's constraint says): one query, compiled once per process (every create asks)."""
+    rows = _BENCH_COUNTS.rows(user.pk, name.lower())
     return rows[0] if rows else (0, 0)
 
 

@@ -84,7 +84,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "cards": bench_cards.dashboard_cards(request.user, ssh_config.vm_username(request.user)),
             "quota": services.quota_for(request.user),
-            "name_max_length": 48,
         },
     )
 
