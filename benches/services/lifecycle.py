@@ -137,11 +137,7 @@ def delete_bench(*, bench: DevBench, actor: User | None) -> Job | None:
 
 
 def _announce_deleted(bench_id: int, user_id: int) -> None:
-    publish(
-        user_id,
-        [{"type": "status_update", "devbenchId": bench_id, "status": "deleted", "jobId": None, "seq": None,
-          "sshInfo": "", "vncInfo": "", "error": ""}],
-    )
+    publish(user_id, [messages.bench_deleted(bench_id)])
 
 
 def cancel_job(*, job: Job, actor: User | None) -> Job:
