@@ -17,6 +17,7 @@ from rest_framework import serializers
 from devbench_site.api.schema import documented, ecma
 from devbench_site.api.serialization import api_datetime
 
+from .. import naming
 from ..models import DevBench, Host, Job, JobChunk
 from ..provisioning import messages, protocol
 from ..selectors import BENCH_LIST_FIELDS
@@ -29,7 +30,9 @@ RESPONSE_CODES = ["200", "201", "202"]
 @extend_schema_field({
     "type": "string",
     "pattern": ecma(protocol.BENCH_NAME_RE),
-    "description": "Letters, digits, `-` and `_`; at most 48 characters; unique per user.",
+    "description": (
+        f"Letters, digits, `-` and `_`; at most {naming.MAX_LENGTH} characters; unique per user regardless of case."
+    ),
 })
 class BenchNameField(serializers.CharField):
     """A bench name as sent; ``services.validate_bench_name`` decides (one rule for every route)."""
