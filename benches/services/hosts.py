@@ -179,8 +179,8 @@ def pick_host() -> Host:
     A host's benches are counted again once it is locked: every create locks its host before
     adding a bench, so creates at once cannot all take a host's last place (the count made before
     the lock can be stale by then). A host found full then is passed over for the next one.
+    The ``local`` host is created after migrations (``benches.receivers``), not here.
     """
-    ensure_local_host()
     for pk in selectors.host_ids_by_free_capacity(with_local=settings.DEVBENCH_LOCAL_HOST):
         try:  # get(), not first(): one row by its key needs no ORDER BY to compile
             host = Host.objects.select_for_update().get(pk=pk, enabled=True)
