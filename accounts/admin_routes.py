@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 
-from devbench_site.errors import DomainError, NotFound, error_response
+from devbench_site.errors import NotFound, json_errors
 from devbench_site.request_data import body_fields
 
 from . import selectors, services
@@ -23,37 +23,31 @@ def _target_user(user_id: int):
 
 @require_POST
 @admin_required_json
+@json_errors
 def add_user(request: HttpRequest) -> JsonResponse:
-    try:
-        fields = body_fields(request)
-        services.create_user(
-            username=fields.get("username", ""),
-            email=fields.get("email", ""),
-            password=fields.get("password", ""),
-        )
-    except DomainError as exc:
-        return error_response(exc)
+    fields = body_fields(request)
+    services.create_user(
+        username=fields.get("username", ""),
+        email=fields.get("email", ""),
+        password=fields.get("password", ""),
+    )
     return JsonResponse(SUCCESS)
 
 
 @require_POST
 @admin_required_json
+@json_errors
 def delete_user(request: HttpRequest, user_id: int) -> JsonResponse:
-    try:
-        services.delete_user(admin=request.user, user=_target_user(user_id))
-    except DomainError as exc:
-        return error_response(exc)
+    services.delete_user(admin=request.user, user=_target_user(user_id))
     return JsonResponse(SUCCESS)
 
 
 @require_POST
 @admin_required_json
+@json_errors
 def reset_password(request: HttpRequest, user_id: int) -> JsonResponse:
-    try:
-        fields = body_fields(request)
-        services.reset_password(
-            admin=request.user, user=_target_user(user_id), new_password=fields.get("newPassword", "")
-        )
-    except DomainError as exc:
-        return error_response(exc)
+    fields = body_fields(request)
+    services.reset_password(
+        admin=request.user, user=_target_user(user_id), new_password=fields.get("newPassword", "")
+    )
     return JsonResponse(SUCCESS)

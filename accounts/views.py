@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from devbench_site.errors import DomainError
+from devbench_site.errors import DomainError, error_body
 from devbench_site.request_data import body_fields
 
 from . import login_throttle, selectors, services
@@ -75,7 +75,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def _refused(request: HttpRequest, exc: DomainError) -> HttpResponse:
     """The refusal with a clear message (JSON for JSON clients); busy says when to retry."""
     if request.content_type == "application/json":
-        response = JsonResponse({"error": exc.message}, status=exc.http_status)
+        response = JsonResponse(error_body(exc.message), status=exc.http_status)
     else:
         response = render(request, "accounts/login.html", {"error": exc.message}, status=exc.http_status)
     if isinstance(exc, login_throttle.Busy):

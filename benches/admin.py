@@ -11,10 +11,13 @@ from devbench_site.errors import DomainError
 
 from . import selectors, services
 from .models import DevBench, Host, Job
-from .provisioning import host_keys
 
 
 class HostForm(forms.ModelForm):
+    """Adds a host through ``services.register_host`` and changes one through ``update_host`` (and
+    ``set_host_enabled``), as ``addhost`` and the API do: the services' refusals appear on the form
+    as its field errors, and nothing is stored."""
+
     private_key = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
@@ -29,20 +32,46 @@ class HostForm(forms.ModelForm):
 
     def clean_private_key(self) -> str:
         text = self.cleaned_data.get("private_key", "").strip()
-        if text:
-            try:
-                host_keys.parse_private_key(text + "\n")
-            except ValueError as exc:
-                raise forms.ValidationError(str(exc)) from None
-        return text
+        return text + "\n" if text else ""  # the key's own checks are the service's
 
-    def save(self, commit=True):
-        host = super().save(commit=False)
-        if self.cleaned_data.get("private_key"):
-            host.private_key_encrypted = host_keys.encrypt_private_key(self.cleaned_data["private_key"] + "\n")
-        if commit:
-            host.save()
+    def _post_clean(self) -> None:
+        super()._post_clean()  # the model's own field checks, as any ModelForm
+        if self._errors:
+            return
+        try:
+            self.saved_host = self._save_through_services()
+        except DomainError as exc:
+            self._add_service_errors(exc)
+
+    def _save_through_services(self) -> Host:
+        data = self.cleaned_data
+        if self.instance.pk is None:
+            return services.register_host(
+                name=data["name"], address=data["address"], port=data["port"], username=data["username"],
+                script_path=data["script_path"], identity_file=data["identity_file"],
+                private_key=data["private_key"], capacity=data["capacity"], public_host=data["public_host"],
+                jump_host=data["jump_host"], command_timeout=data["command_timeout"], host_key=data["host_key"],
+                enabled=data["enabled"],
+            )
+        changes = {name: data[name] for name in services.HOST_EDITABLE_FIELDS if name in self.changed_data}
+        host = services.update_host(host=self.instance, changes=changes, private_key=data["private_key"])
+        if "enabled" in self.changed_data:
+            host = services.set_host_enabled(host=host, enabled=data["enabled"])
         return host
+
+    def _add_service_errors(self, exc: DomainError) -> None:
+        fields = {name: errors for name, errors in exc.fields.items() if name in self.fields}
+        for name, errors in fields.items():
+            self.add_error(name, errors)
+        if not fields:
+            self.add_error(None, exc.message)
+
+    def save(self, commit: bool = True) -> Host:
+        """The host the services stored while the form was validated."""
+        return self.saved_host
+
+    def save_m2m(self) -> None:
+        """Nothing to do: a host has no many-to-many fields (the admin calls this after ``save``)."""
 
 
 @admin.register(Host)
@@ -54,6 +83,13 @@ class HostAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(bench_count=Count("benches"))
+
+    def get_readonly_fields(self, request, obj=None):
+        # Added hosts are SSH hosts (the local one is built in); a host's name and kind stay.
+        return ("name", "kind") if obj is not None else ("kind",)
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Nothing to do: the form stored the host through the services when it was validated."""
 
     @admin.display(description="Benches", ordering="bench_count")
     def bench_count(self, host: Host) -> int:

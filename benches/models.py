@@ -8,15 +8,13 @@ so they remain the audit trail of who ran what, when, with which exit code.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 
-BENCH_NAME_MAX_LENGTH = 48
-bench_name_validator = RegexValidator(
-    regex=r"\A[a-zA-Z0-9_-]+\Z",
-    message="Invalid DevBench name. Use only letters, numbers, hyphens and underscores.",
-    code="invalid_bench_name",
-)
+from . import naming
+
+BENCH_NAME_MAX_LENGTH = naming.MAX_LENGTH
 
 
 class Host(models.Model):
@@ -74,7 +72,7 @@ class DevBench(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="benches")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="benches")
-    name = models.CharField(max_length=BENCH_NAME_MAX_LENGTH, validators=[bench_name_validator])
+    name = models.CharField(max_length=BENCH_NAME_MAX_LENGTH, validators=[naming.validator])
     actual_name = models.CharField(
         max_length=100, blank=True, help_text="The VM's name on the host, set when creation starts there."
     )
@@ -91,7 +89,9 @@ class DevBench(models.Model):
         verbose_name = "DevBench"
         verbose_name_plural = "DevBenches"
         constraints = [
-            models.UniqueConstraint(fields=["user", "name"], name="benches_devbench_unique_name_per_user"),
+            # Regardless of case: a host whose file system ignores case would give two benches
+            # named ``Case1`` and ``case1`` the same VM.
+            models.UniqueConstraint("user", Lower("name"), name="benches_devbench_unique_name_ci_per_user"),
         ]
         indexes = [models.Index(fields=["host", "status"])]
 

@@ -29,8 +29,11 @@ def benches_for(user: User) -> QuerySet[DevBench]:
 
 
 def bench_counts_for(user: User, name: str) -> tuple[int, int]:
-    """The user's benches, and those among them named ``name`` (0 or 1), in one query."""
-    counts = DevBench.objects.filter(user=user).aggregate(owned=Count("pk"), same_name=Count("pk", filter=Q(name=name)))
+    """The user's benches, and those among them named ``name`` regardless of case (0 or 1, as the
+    database's constraint says), in one query."""
+    counts = DevBench.objects.filter(user=user).aggregate(
+        owned=Count("pk"), same_name=Count("pk", filter=Q(name__iexact=name))
+    )
     return counts["owned"], counts["same_name"]
 
 

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import login_required_seed
-from devbench_site.errors import DomainError, NotFound, error_response
+from devbench_site.errors import NotFound, json_errors
 from devbench_site.request_data import body_fields
 
 from . import selectors, services, ssh_config
@@ -21,11 +21,9 @@ SUCCESS = {"success": True}
 def _json_action(action: Callable[[HttpRequest, int], dict]) -> Callable:
     """Run a service action for an owned bench and answer the seed's JSON."""
 
+    @json_errors
     def view(request: HttpRequest, object_id: int) -> JsonResponse:
-        try:
-            return JsonResponse(action(request, object_id))
-        except DomainError as exc:
-            return error_response(exc)
+        return JsonResponse(action(request, object_id))
 
     view.__name__ = action.__name__
     view.__doc__ = action.__doc__
@@ -34,12 +32,10 @@ def _json_action(action: Callable[[HttpRequest, int], dict]) -> Callable:
 
 @require_POST
 @login_required_seed
+@json_errors
 def create_devbench(request: HttpRequest) -> JsonResponse:
-    try:
-        fields = body_fields(request)
-        bench = services.create_bench(user=request.user, name=fields.get("name", ""))
-    except DomainError as exc:
-        return error_response(exc)
+    fields = body_fields(request)
+    bench = services.create_bench(user=request.user, name=fields.get("name", ""))
     return JsonResponse({"success": True, "devbenchId": bench.pk})
 
 
@@ -89,7 +85,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "benches": list(selectors.benches_for(request.user)),
             "vm_username": ssh_config.vm_username(request.user),
             "quota": services.quota_for(request.user),
-            "name_max_length": 48,
         },
     )
 

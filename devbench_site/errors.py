@@ -1,11 +1,16 @@
 """Domain errors shared by every app, and their one mapping to the seed's ``{"error": ...}``.
 
-Services raise these; views, the DRF exception handler and consumers turn them into responses.
+Services raise these. The DRF API renders them through its exception handler
+(``devbench_site.api.exceptions``), the compatible JSON routes through ``json_errors``; both
+build the body with ``error_body``.
 """
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+from collections.abc import Callable
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
 class DomainError(Exception):
@@ -57,6 +62,14 @@ def error_body(message: str, fields: dict[str, list[str]] | None = None) -> dict
     return body
 
 
-def error_response(exc: DomainError) -> JsonResponse:
-    """Render a domain error as the seed's JSON error with its status code."""
-    return JsonResponse(error_body(exc.message, exc.fields), status=exc.http_status)
+def json_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A non-DRF JSON route: a domain error it raises answers the seed's JSON error and its code."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except DomainError as exc:
+            return JsonResponse(error_body(exc.message, exc.fields), status=exc.http_status)
+
+    return wrapper

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from devbench_site.api.schema import documented, ecma
 
+from .. import naming
 from ..models import DevBench, Host, Job, JobChunk
 from ..provisioning import messages, protocol
 
@@ -23,13 +24,20 @@ RESPONSE_CODES = ["200", "201", "202"]
 @extend_schema_field({
     "type": "string",
     "pattern": ecma(protocol.BENCH_NAME_RE),
-    "description": "Letters, digits, `-` and `_`; at most 48 characters; unique per user.",
+    "description": (
+        f"Letters, digits, `-` and `_`; at most {naming.MAX_LENGTH} characters; unique per user regardless of case."
+    ),
 })
 class BenchNameField(serializers.CharField):
     """A bench name as sent; ``services.validate_bench_name`` decides (one rule for every route)."""
 
     def __init__(self, **kwargs):
         super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):  # a JSON number is no name (``1e400`` would become "inf")
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 BENCH_EXAMPLE = {

@@ -39,14 +39,27 @@ def script_complete(job: Job) -> dict:
 
 
 def status_update(bench: DevBench, *, status: str | None = None, job: Job | None = None) -> dict:
-    message = {
+    return _status_update(
+        bench.pk, status or bench.status, job=job,
+        ssh_info=bench.ssh_info, vnc_info=bench.vnc_info, error=bench.last_error,
+    )
+
+
+def bench_deleted(bench_id: int) -> dict:
+    """The ``status_update`` for a bench whose row is gone (``status`` ``deleted``)."""
+    return _status_update(bench_id, "deleted")
+
+
+def _status_update(
+    bench_id: int, status: str, *, job: Job | None = None, ssh_info: str = "", vnc_info: str = "", error: str = "",
+) -> dict:
+    return {
         "type": "status_update",
-        "devbenchId": bench.pk,
-        "status": status or bench.status,
+        "devbenchId": bench_id,
+        "status": status,
         "jobId": job.pk if job else None,
         "seq": job.last_seq if job else None,
-        "sshInfo": bench.ssh_info,
-        "vncInfo": bench.vnc_info,
-        "error": bench.last_error,
+        "sshInfo": ssh_info,
+        "vncInfo": vnc_info,
+        "error": error,
     }
-    return message

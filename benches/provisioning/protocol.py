@@ -12,11 +12,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .. import naming
+
 COMMANDS = ("create", "status", "delete", "start", "stop", "activate")
 BATCH_LIST_COMMAND = "list"
 
-BENCH_NAME_RE = re.compile(r"\A[a-zA-Z0-9_-]{1,48}\Z")
-VM_NAME_RE = re.compile(r"\A[a-zA-Z]{1,32}_[a-zA-Z0-9_-]{1,48}\Z")
+BENCH_NAME_RE = naming.NAME_RE
+VM_NAME_RE = re.compile(rf"\A[a-zA-Z]{{1,32}}_{naming.PATTERN}\Z")  # <username>_<bench name>
 SCRIPT_PATH_RE = re.compile(r"\A[A-Za-z0-9_./~+-]{1,500}\Z")
 
 ACTIVE_STATES = {"running", "active"}

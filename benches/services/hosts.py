@@ -68,13 +68,16 @@ def register_host(
     public_host: str = "",
     jump_host: str = "",
     command_timeout: int = 1800,
+    host_key: str = "",
+    enabled: bool = True,
 ) -> Host:
-    """Register an SSH host. Its key is pinned from ``known_hosts_file`` or on first connection."""
+    """Register an SSH host. Its key is pinned from ``known_hosts_file``, given as ``host_key``
+    (known_hosts lines without the host names), or pinned on first connection."""
     if Host.objects.filter(name=name).exists():
         raise InvalidInput(f"A host named {name!r} already exists")
     _check_host_settings(
         script_path=script_path, port=port, address=address, username=username, public_host=public_host,
-        jump_host=jump_host,
+        jump_host=jump_host, host_key=host_key,
     )
     _require_address(address)
     encrypted = ""
@@ -82,7 +85,7 @@ def register_host(
         encrypted = _encrypted_private_key(private_key)
     elif identity_file:
         _check_identity_file(identity_file)
-    pinned = ""
+    pinned = host_key
     if known_hosts_file:
         try:
             lines = host_keys.keys_from_known_hosts(known_hosts_file, address, port)
@@ -105,6 +108,7 @@ def register_host(
         capacity=capacity,
         host_key=pinned,
         command_timeout=command_timeout,
+        enabled=enabled,
     )
     _clean_host(host)
     host.save(force_insert=True)
@@ -179,8 +183,8 @@ def pick_host() -> Host:
     A host's benches are counted again once it is locked: every create locks its host before
     adding a bench, so creates at once cannot all take a host's last place (the count made before
     the lock can be stale by then). A host found full then is passed over for the next one.
+    The ``local`` host is created after migrations (``benches.receivers``), not here.
     """
-    ensure_local_host()
     for pk in selectors.host_ids_by_free_capacity(with_local=settings.DEVBENCH_LOCAL_HOST):
         try:  # get(), not first(): one row by its key needs no ORDER BY to compile
             host = Host.objects.select_for_update().get(pk=pk, enabled=True)

@@ -15,9 +15,9 @@ from accounts.models import User
 from devbench_site.errors import Conflict, InvalidInput, NotFound, RateLimited
 from devbench_site.rate_limits import FixedWindowCounter
 
-from .. import selectors
-from ..models import BENCH_NAME_MAX_LENGTH, DevBench, Job
-from ..provisioning import messages, protocol
+from .. import naming, selectors
+from ..models import DevBench, Job
+from ..provisioning import messages
 from .hosts import pick_host
 from .jobs import active_job, dispatch, finish_without_running, new_job, publish
 
@@ -27,11 +27,8 @@ Status = DevBench.Status
 Command = Job.Command
 State = Job.State
 
-INVALID_NAME_MESSAGE = "Invalid DevBench name. Use only letters, numbers, hyphens and underscores."
-
-
-DUPLICATE_NAME_MESSAGE = "DevBench with this name already exists"
-
+INVALID_NAME_MESSAGE = naming.INVALID_MESSAGE
+DUPLICATE_NAME_MESSAGE = naming.DUPLICATE_MESSAGE
 
 
 def _creation_limit() -> FixedWindowCounter:
@@ -47,13 +44,9 @@ def quota_for(user: User) -> int:
 
 
 def validate_bench_name(name: str) -> str:
-    if not isinstance(name, str) or not protocol.BENCH_NAME_RE.match(name):
-        if isinstance(name, str) and len(name) > BENCH_NAME_MAX_LENGTH:
-            message = f"DevBench name must be at most {BENCH_NAME_MAX_LENGTH} characters"
-        elif not name:
-            message = "DevBench name is required"
-        else:
-            message = INVALID_NAME_MESSAGE
+    """``name`` when it is a bench name (``benches.naming``), else InvalidInput saying why."""
+    message = naming.name_problem(name)
+    if message is not None:
         raise InvalidInput(message, fields={"name": [message]})
     return name
 
@@ -189,11 +182,7 @@ def delete_bench(*, bench: DevBench, actor: User | None) -> Job | None:
 
 
 def _announce_deleted(bench_id: int, user_id: int) -> None:
-    publish(
-        user_id,
-        [{"type": "status_update", "devbenchId": bench_id, "status": "deleted", "jobId": None, "seq": None,
-          "sshInfo": "", "vncInfo": "", "error": ""}],
-    )
+    publish(user_id, [messages.bench_deleted(bench_id)])
 
 
 def cancel_job(*, job: Job, actor: User | None) -> Job:

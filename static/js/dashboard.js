@@ -9,8 +9,6 @@
   // request indicators, which the dashboard does not use.
   window.htmx.config.includeIndicatorStyles = false;
 
-  var NAME_RE = /^[a-zA-Z0-9_-]+$/;
-  var NAME_MAX = 48;
   var BUSY = { creating: true, deleting: true };
   var csrfToken = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
   var list = document.getElementById("bench-list");
@@ -414,10 +412,14 @@
   var nameInput = document.getElementById("bench-name");
   var nameError = document.getElementById("bench-name-error");
 
+  // The rule comes from the input's maxlength and pattern, which the server renders from its own.
+  var nameMax = nameInput.maxLength;
+  var nameRe = new RegExp("^(?:" + nameInput.getAttribute("pattern") + ")$", "u");
+
   function nameProblem(name) {
     if (!name) return "Enter a name for the DevBench.";
-    if (name.length > NAME_MAX) return "At most " + NAME_MAX + " characters.";
-    if (!NAME_RE.test(name)) return "Use only letters, numbers, hyphens and underscores.";
+    if (nameMax > 0 && name.length > nameMax) return "At most " + nameMax + " characters.";
+    if (!nameRe.test(name)) return "Use only letters, numbers, hyphens and underscores.";
     return "";
   }
 
