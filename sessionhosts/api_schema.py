@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import serializers
 
-from devbench_site.api.schema import error_response
+from devbench_site.api.schema import documented_error
 
 STATUS_EXAMPLE = {
     "ready": False,
@@ -34,8 +34,8 @@ class SessionHostStatusSerializer(serializers.Serializer):
 
 
 EXAMPLES = [OpenApiExample("Starting", value=STATUS_EXAMPLE, response_only=True)]
-KUBE_DOWN = error_response(503, "Kubernetes is not configured: `session-host manager not configured`.")
-KUBE_FAILED = error_response(500, "The Kubernetes API server refused or failed; `error` is its reason.")
+KUBE_DOWN = documented_error(503, "Kubernetes is not configured: `session-host manager not configured`.")
+KUBE_FAILED = documented_error(500, "The Kubernetes API server refused or failed; `error` is its reason.")
 
 
 class EnsureSessionHostSchema(OpenApiViewExtension):
@@ -68,7 +68,7 @@ class SessionHostStatusSchema(OpenApiViewExtension):
             summary="Your session host's live status",
             description="Reads the pod and certificate (creates nothing). `{user}` must be your own username "
             "(any case).",
-            responses={200: SessionHostStatusSerializer, 403: error_response(403, "Another user: `subject mismatch`."),
+            responses={200: SessionHostStatusSerializer, 403: documented_error(403, "Another user: `subject mismatch`."),
                        500: KUBE_FAILED, 503: KUBE_DOWN},
             examples=EXAMPLES,
         ))

@@ -14,7 +14,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from devbench_site.api.parsing import parse_body, parse_query
 from devbench_site.api.permissions import IsAdmin
-from devbench_site.api.schema import error_response
+from devbench_site.api.schema import documented_error
 from devbench_site.converters import ObjectIdConverter
 
 from .. import selectors, services
@@ -23,7 +23,7 @@ from . import serializers as s
 
 ID_REGEX = ObjectIdConverter.regex  # as the seed routes: a huge id is a 404, not an overflow
 JOB_ACCEPTED = OpenApiResponse(s.JobSerializer, description="Queued: the job that carries the action out.")
-BUSY = error_response(409, "Another change of this bench is under way, or it is being deleted.")
+BUSY = documented_error(409, "Another change of this bench is under way, or it is being deleted.")
 
 
 @extend_schema_view(
@@ -53,8 +53,8 @@ class BenchViewSet(viewsets.GenericViewSet):
         request=s.BenchCreateSerializer,
         responses={
             201: s.BenchSerializer,
-            429: error_response(429, "Too many requests, or too many benches created this hour."),
-            503: error_response(503, "No host has free capacity."),
+            429: documented_error(429, "Too many requests, or too many benches created this hour."),
+            503: documented_error(503, "No host has free capacity."),
         },
     )
     def create(self, request: Request) -> Response:
@@ -171,7 +171,7 @@ class JobViewSet(viewsets.GenericViewSet):
         "(its `state` is then still `running`).",
         request=None,
         responses={202: OpenApiResponse(s.JobSerializer, description="Cancelled, or asked to stop."),
-                   409: error_response(409, "The job has already finished.")},
+                   409: documented_error(409, "The job has already finished.")},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
@@ -228,7 +228,7 @@ class HostViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Delete a host without benches (admins)",
         responses={204: OpenApiResponse(description="Deleted."),
-                   409: error_response(409, "The host still has benches.")},
+                   409: documented_error(409, "The host still has benches.")},
     )
     def destroy(self, request: Request, pk: str) -> Response:
         services.delete_host(host=selectors.host_with_bench_count(pk))

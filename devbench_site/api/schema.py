@@ -45,7 +45,7 @@ ERROR_DESCRIPTIONS = {
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def error_response(code: int | str, description: str | None = None) -> OpenApiResponse:
+def documented_error(code: int | str, description: str | None = None) -> OpenApiResponse:
     """An error response for ``extend_schema(responses=...)``."""
     return OpenApiResponse(response=ERROR_REF, description=description or ERROR_DESCRIPTIONS[str(code)])
 
