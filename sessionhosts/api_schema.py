@@ -68,7 +68,8 @@ class SessionHostStatusSchema(OpenApiViewExtension):
             summary="Your session host's live status",
             description="Reads the pod and certificate (creates nothing). `{user}` must be your own username "
             "(any case).",
-            responses={200: SessionHostStatusSerializer, 403: documented_error(403, "Another user: `subject mismatch`."),
+            responses={200: SessionHostStatusSerializer,
+                       403: documented_error(403, "Another user: `subject mismatch`."),
                        500: KUBE_FAILED, 503: KUBE_DOWN},
             examples=EXAMPLES,
         ))
