@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 WRITTEN = [
     ("stdout", "\x1b[1;32mCloning VM...\x1b[0m done\n"),
     ("stdout", "\x1b]0;pwned title\x07\x1b]8;;http://evil.example/\x1b\\link\x1b]8;;\x1b\\\tok\n"),
-    ("stderr", "disk \x1b[2K\x1b[1Alow\x08\x07\x00\x9b31m\x1bc\n"),
+    ("stderr", "disk \x1b[2K\x1b[1Alow\x08\x07\x9b31m\x1bc\n"),
 ]
 
 

@@ -50,3 +50,19 @@ def test_alternating_stdout_and_stderr_lines_keep_their_order(ssh_agent, user, r
     [job] = run_jobs()
     expected = [line for i in range(1, LINES + 1) for line in (("stdout", f"out {i}"), ("stderr", f"err {i}"))]
     assert stored_lines(job) == [*expected, ("stdout", "SSH_PORT=6010"), ("stdout", "VNC_PORT=5010")]
+
+
+def test_a_nul_character_in_the_output_is_stored_as_a_replacement_character(ssh_agent, user, run_jobs, tmp_path):
+    """PostgreSQL's text columns refuse NUL: the log shows U+FFFD there and the job's output is
+    stored, not retried forever."""
+    host, _control = ssh_agent("hv1")
+    script = tmp_path / "nul-script"
+    script.write_text("#!/bin/sh\nprintf 'before\\000after\\n'\necho 'SSH_PORT=6010'; echo 'VNC_PORT=5010'\n")
+    script.chmod(0o755)
+    host.script_path = str(script)
+    host.save(update_fields=["script_path"])
+    services.create_bench(user=user, name="web")
+    [job] = run_jobs()
+    assert stored_lines(job) == [
+        ("stdout", "before\ufffdafter"), ("stdout", "SSH_PORT=6010"), ("stdout", "VNC_PORT=5010")]
+    assert job.bench.status == "active"

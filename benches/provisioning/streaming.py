@@ -211,9 +211,14 @@ class JobOutputStream:
         self.close()
 
     def write(self, stream: str, text: str) -> None:
-        """Queue output from ``stream`` ("stdout" or "stderr"); thread-safe."""
+        """Queue output from ``stream`` ("stdout" or "stderr"); thread-safe.
+
+        A NUL character becomes U+FFFD: PostgreSQL's text columns refuse NUL, and one refused
+        row would hold back the INSERT of every running job's output."""
         if not text:
             return
+        if "\x00" in text:
+            text = text.replace("\x00", "\ufffd")
         with self._lock:
             if self._pending and self._pending[-1][0] == stream:
                 self._pending[-1][1].append(text)
