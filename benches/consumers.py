@@ -28,7 +28,7 @@ from devbench_site.errors import DomainError
 from . import selectors
 from .models import Job
 from .provisioning import messages
-from .provisioning.streaming import user_group
+from .provisioning.publishing import user_group
 
 MAX_FRAME_BYTES = 16 * 1024
 CLOSE_UNAUTHENTICATED = 4401

@@ -25,7 +25,7 @@ async def _measure(stack: benv.Stack, users, keys, benches, per_user: int, gap: 
 
     from benches.models import DevBench
     from benches.provisioning import messages
-    from benches.provisioning.streaming import publisher, user_group
+    from benches.provisioning.publishing import publisher, user_group
 
     owners = [user for user in users for _ in range(per_user)]
     connect_started = time.time()

@@ -1,11 +1,10 @@
 """The Celery application: workers run SSH provisioning and Kubernetes reconciliation."""
 
+import gc
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_ready
-
-from .garbage_collection import freeze_startup_objects
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "devbench_site.settings")
 
@@ -15,10 +14,13 @@ app.autodiscover_tasks()
 
 
 @worker_init.connect
-@worker_ready.connect
-def _freeze_worker_startup_objects(**kwargs) -> None:
-    """A worker keeps its start-up objects out of the collector's scans: a full collection of
-    them stopped every running job's output for 100-250 ms. Frozen once before the pool starts
-    (prefork children inherit it without copying the heap to collect it again) and once more when
-    the worker is ready (what the pool and the consumer made)."""
-    freeze_startup_objects()
+def _freeze_before_forking(**kwargs) -> None:
+    """Freeze what the worker loaded before its prefork pool forks the children.
+
+    A child that collects garbage writes to the header of every object it scans, and each write
+    copies the page holding it out of the memory shared with the parent. Frozen objects are never
+    scanned, so the children keep sharing Django's, Celery's and paramiko's start-up objects with
+    the parent instead of each holding a private copy of them.
+    """
+    gc.collect()
+    gc.freeze()

@@ -22,7 +22,7 @@ def _children_commands(host: str, port: str) -> dict[str, list[str]]:
     concurrency = os.environ.get("DEVBENCH_WORKER_CONCURRENCY", "4")
     return {
         "web": [python, "-m", "daphne", "-b", host, "-p", port, "devbench_site.asgi:application"],
-        "worker": [python, "-m", "celery", "-A", "devbench_site", "worker", "-l", "info",
+        "worker": [python, "-m", "celery", "-A", "devbench_site", "worker", "-l", "info", "--pool", "prefork",
                    "--concurrency", concurrency, "-n", "devbench@%h"],
         "beat": [python, "-m", "celery", "-A", "devbench_site", "beat", "-l", "info"],
     }

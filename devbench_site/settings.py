@@ -154,11 +154,13 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "devbench_site.cache.ResilientRedisCache",
+        "BACKEND": "devbench_site.cache.RedisCache",  # django-redis + the rate limits' counter
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "devbench-cache",
+        "OPTIONS": {"IGNORE_EXCEPTIONS": True},  # Redis away: fail open, never 500
     },
 }
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = _celery_broker_url(REDIS_URL)

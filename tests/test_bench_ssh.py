@@ -206,5 +206,5 @@ def test_a_connection_closed_before_the_command_starts_is_a_clear_job_error(ssh_
     host, _control = ssh_agent("hv1")
     ssh = transport.SSHTransport(host)
     with pytest.raises(transport.TransportError) as info:
-        ssh._execute("true", transport._Streams(on_output=lambda stream, text: None), hard_timeout=5)
+        ssh._execute("true", transport.OutputStreams(on_output=lambda stream, text: None), hard_timeout=5)
     assert str(info.value) == "The connection to host hv1 closed before the command started"

@@ -207,7 +207,7 @@ async def test_publisher_keeps_call_order_between_queued_and_awaited_sends():
     end is sent with ``wait=True``. Either way a group receives everything in call order."""
     from channels.layers import get_channel_layer
 
-    from benches.provisioning.streaming import publisher
+    from benches.provisioning.publishing import publisher
 
     layer = get_channel_layer()
     channel = await layer.new_channel()

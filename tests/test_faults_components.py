@@ -236,8 +236,7 @@ def test_pages_keep_working_while_the_cache_is_unreachable(user_client, settings
     """Rate-limit counters live in Redis; while it is away, limits fail open instead of 500."""
     from django.core.cache import caches
 
-    settings.CACHES = {"default": {"BACKEND": "devbench_site.cache.ResilientRedisCache",
-                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
     caches._settings = None
     try:
         caches.__init__()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,44 +109,44 @@ def test_embedded_valkey_starts_and_channels_layer_round_trips(tmp_path):
     assert not embedded_valkey.is_answering(socket_path)
 
 
-def test_the_asgi_application_freezes_its_start_up_objects():
-    """Daphne's process moves everything loaded at start-up out of the garbage collector's
-    generations, so full collections scan only what requests leave behind, and collects the
-    youngest generation less often (benchmark 4)."""
-    script = (
-        "import gc; import devbench_site.asgi as app; "
-        "print(gc.get_freeze_count(), callable(app.application), len(gc.get_objects(generation=2)), "
-        "gc.get_threshold()[0])"
-    )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=dict(os.environ), capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    frozen, is_app, oldest, youngest_threshold = result.stdout.split()
-    assert is_app == "True"
-    assert youngest_threshold == "10000"
-    assert int(frozen) > 50_000
-    assert int(oldest) < 1_000
+def _memory_kib(pid: int) -> dict[str, int]:
+    """A process's resident (Rss), proportional (Pss) and private (USS) memory, in KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value, *_unit = line.split()
+        fields[name.rstrip(":")] = int(value)
+    return {"Rss": fields["Rss"], "Pss": fields["Pss"], "USS": fields["Private_Clean"] + fields["Private_Dirty"]}
 
 
-def test_a_worker_freezes_its_start_up_objects():
-    """A Celery worker does the same, before its pool starts (prefork children inherit it) and
-    when it is ready: a full collection of its start-up objects stopped every running job's
-    output for 100-250 ms (benchmark 1)."""
-    script = (
-        "import gc, django; django.setup(); "
-        "from celery.signals import worker_init, worker_ready; from devbench_site import celery_app; "
-        "before = gc.get_freeze_count(); worker_init.send(sender=None); after_init = gc.get_freeze_count(); "
-        "made_later = [object() for _ in range(1000)]; gc.collect(); worker_ready.send(sender=None); "
-        "print(before, after_init, gc.get_freeze_count() - after_init, len(gc.get_objects(generation=2)), "
-        "gc.get_threshold()[0])"
-    )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "devbench_site.settings"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr
-    before, after_init, frozen_when_ready, oldest, youngest_threshold = map(int, result.stdout.split())
-    assert before == 0
-    assert after_init > 50_000
-    assert frozen_when_ready > 0  # what start-up made after worker_init (the list above, at least)
-    assert oldest < 1_000
-    assert youngest_threshold == 700  # Python's default: a worker's collections stay short
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux's /proc/<pid>/smaps_rollup")
+def test_prefork_children_share_the_workers_start_up_memory(transactional_db, tmp_path, redis_client):
+    """The worker freezes its start-up objects before its prefork pool forks: a child's garbage
+    collections then leave them alone, so most of what a child maps stays shared with the parent
+    instead of being copied into each child."""
+    from tests.live_stack import stack_env, wait_until
+
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "devbench_site", "worker", "--pool", "prefork",
+             "--concurrency", "2", "-l", "info", "-n", f"gc-{os.getpid()}@%h"],
+            cwd=ROOT, env=stack_env({}), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_until(lambda: " ready." in log_path.read_text(), timeout=90, message="the worker to be ready")
+        wait_until(lambda: len(_children(worker.pid)) == 2, message="two prefork children")
+        time.sleep(3)  # the children's start-up, and the collections it triggers, are over
+        for child in _children(worker.pid):
+            memory = _memory_kib(child)
+            assert memory["USS"] < memory["Rss"] / 4, (child, memory)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()

@@ -14,7 +14,7 @@ from devbench_site.api.schema import documented, ecma
 
 from .. import naming
 from ..models import DevBench, Host, Job, JobChunk
-from ..provisioning import messages, protocol
+from ..provisioning import messages, protocol, terminal
 
 PG_INT_MAX = 2**31 - 1  # PositiveIntegerField's range on every backend
 ONE_TOKEN = {"pattern": r"^[^\s]*$", "maxLength": 255}  # what services._check_host_settings accepts
@@ -133,11 +133,15 @@ class JobFilterSerializer(serializers.Serializer):
 class LogChunkSerializer(serializers.Serializer):
     seq = serializers.IntegerField(read_only=True)
     stream = serializers.ChoiceField(choices=JobChunk.Stream.choices, read_only=True)
-    data = serializers.SerializerMethodField(help_text="The text; stderr carries the `ERROR: ` prefix.")
+    data = serializers.SerializerMethodField(
+        help_text="The text; stderr carries the `ERROR: ` prefix. Without terminal control sequences "
+        "unless `raw=1` was asked for."
+    )
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_data(self, chunk: JobChunk) -> str:
-        return messages.chunk_text(chunk)
+        text = messages.chunk_text(chunk)
+        return text if self.context.get("raw") else terminal.clean(text)
 
 
 class JobLogQuerySerializer(serializers.Serializer):
@@ -145,6 +149,9 @@ class JobLogQuerySerializer(serializers.Serializer):
         min_value=0, max_value=PG_INT_MAX, default=0, help_text="Send the chunks after this seq (0: from the start)."
     )
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=500, help_text="At most this many chunks.")
+    raw = serializers.BooleanField(
+        default=False, help_text="1: the text as the script wrote it, terminal control sequences included."
+    )
 
 
 @extend_schema_serializer(examples=[OpenApiExample(

@@ -141,7 +141,8 @@ class JobViewSet(viewsets.GenericViewSet):
         operation_id="jobs_log",
         summary="A job's output",
         description="The stored chunks after `after`, in order. `next` is set when the page is full; while "
-        "`finished` is false more may come: ask again with `after=lastSeq` (or use the WebSocket's replay).",
+        "`finished` is false more may come: ask again with `after=lastSeq` (or use the WebSocket's replay). "
+        "The text leaves out terminal control sequences; `raw=1` gives it as the script wrote it.",
         parameters=[s.JobLogQuerySerializer],
         responses={200: s.JobLogSerializer},
     )
@@ -158,7 +159,7 @@ class JobViewSet(viewsets.GenericViewSet):
         if more:
             next_url = replace_query_param(request.build_absolute_uri(), "after", last_seq)
         return Response({
-            "results": s.LogChunkSerializer(chunks, many=True).data,
+            "results": s.LogChunkSerializer(chunks, many=True, context={"raw": query.get("raw", False)}).data,
             "next": next_url,
             "lastSeq": last_seq,
             "finished": job.is_finished,

@@ -1,2 +1,2 @@
-"""Running the provision script on a host: the protocol (pure), the transport (SSH or local)
-and the streaming of output into stored chunks and Channels events."""
+"""Running the provision script on a host: the protocol (pure), the transport (SSH or local),
+the output stream into stored chunks (streaming) and their Channels events (publishing)."""

@@ -6,6 +6,7 @@ parsing what the script prints. See docs/host-protocol.md.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections import deque
@@ -27,12 +28,13 @@ INACTIVE_STATES = {"stopped", "poweroff", "inactive", "saved", "paused", "aborte
 # The keys a script prints, each at the start of a line. The patterns begin with a literal and
 # have no ``^``: ``re`` then jumps between the literal's occurrences instead of trying every
 # position, which matters for a create that prints thousands of lines of package output;
-# ``_at_line_starts`` keeps the matches that begin a line.
+# ``_at_line_starts`` keeps the matches that begin a line. A key's value is the rest of its line,
+# so that a value with spaces or markup is refused by the checks below instead of skipped.
 _CREATED_RE = re.compile(r"VM (\S+) Created and Ready\s*$", re.MULTILINE)
-_SSH_PORT_RE = re.compile(r"SSH(?: Port:\s*|_PORT=)(\d{1,5})\s*$", re.MULTILINE)
-_VNC_PORT_RE = re.compile(r"VNC(?: Port:\s*|_PORT=)(\d{1,5})\s*$", re.MULTILINE)
-_VM_NAME_RE = re.compile(r"VM_NAME=(\S+)\s*$", re.MULTILINE)
-_VM_IP_RE = re.compile(r"VM_IP=(\S+)\s*$", re.MULTILINE)
+_SSH_PORT_RE = re.compile(r"SSH(?: Port:[ \t]*|_PORT=)(.*?)\s*$", re.MULTILINE)
+_VNC_PORT_RE = re.compile(r"VNC(?: Port:[ \t]*|_PORT=)(.*?)\s*$", re.MULTILINE)
+_VM_NAME_RE = re.compile(r"VM_NAME=(.*?)\s*$", re.MULTILINE)
+_VM_IP_RE = re.compile(r"VM_IP=(.*?)\s*$", re.MULTILINE)
 _STATUS_RE = re.compile(r"S(?:tatus:\s*|TATUS=)(\w+)\s*$", re.MULTILINE)
 _PROGRESS_RE = re.compile(r"PROGRESS=(\d{1,3})\s*$", re.MULTILINE)
 _LIST_LINE_RE = re.compile(r"^VM_NAME=(\S+)\s+STATUS=(\w+)")
@@ -82,30 +84,64 @@ def _last(matches: Iterator[re.Match]) -> re.Match | None:
     return last[0] if last else None
 
 
-def _port(match: re.Match | None) -> int | None:
+def _refused(what: str, value: str) -> ProtocolError:
+    shown = value if len(value) <= 64 else value[:64] + "…"
+    return ProtocolError(f"The create script printed an invalid {what}: {shown!r}")
+
+
+def _port(match: re.Match | None, what: str) -> int | None:
+    """The port a line gives, 1–65535 in decimal digits; None without the line."""
     if match is None:
         return None
-    value = int(match.group(1))
-    return value if 0 < value < 65536 else None
+    value = match.group(1)
+    if not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
+        raise _refused(what, value)
+    return int(value)
+
+
+def _ip(match: re.Match | None) -> str | None:
+    """The address a ``VM_IP=`` line gives, IPv4 or IPv6 (no zone), as Python writes it."""
+    if match is None:
+        return None
+    value = match.group(1)
+    if not value:  # "VM_IP=" with nothing: no address given
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        address = None
+    if address is None or "%" in value:
+        raise _refused("VM_IP", value)
+    return str(address)
+
+
+def _vm_name(match: re.Match | None) -> str | None:
+    if match is None:
+        return None
+    value = match.group(1)
+    if not VM_NAME_RE.match(value):
+        raise _refused("VM name", value)
+    return value
 
 
 def parse_create_output(output: str) -> CreateResult:
     """Connection info from a successful create, in the human or the machine format.
 
-    Raises ProtocolError when the SSH or VNC port is missing.
+    Raises ProtocolError when the SSH or VNC port is missing, or when a value is not what its key
+    says (a port outside 1–65535, a VM_IP that is no IP address, a VM name outside the names
+    DevBench builds): the error names the key and the value.
     """
-    ssh_port = _port(_last(_at_line_starts(_SSH_PORT_RE, output)))
-    vnc_port = _port(_last(_at_line_starts(_VNC_PORT_RE, output)))
+    ssh_port = _port(_last(_at_line_starts(_SSH_PORT_RE, output)), "SSH port")
+    vnc_port = _port(_last(_at_line_starts(_VNC_PORT_RE, output)), "VNC port")
     if ssh_port is None or vnc_port is None:
         missing = " and ".join(n for n, p in (("SSH port", ssh_port), ("VNC port", vnc_port)) if p is None)
         raise ProtocolError(f"The create script exited 0 but printed no {missing}")
     name_match = next(_at_line_starts(_VM_NAME_RE, output), None) or next(_at_line_starts(_CREATED_RE, output), None)
-    ip_match = next(_at_line_starts(_VM_IP_RE, output), None)
     return CreateResult(
-        vm_name=name_match.group(1) if name_match else None,
+        vm_name=_vm_name(name_match),
         ssh_port=ssh_port,
         vnc_port=vnc_port,
-        vm_ip=ip_match.group(1) if ip_match else None,
+        vm_ip=_ip(next(_at_line_starts(_VM_IP_RE, output), None)),
     )
 
 

@@ -1,9 +1,10 @@
-"""Turning a job's output into stored chunks and Channels events, in that order.
+"""Turning a job's output into stored chunks, in the order it was written, and only then handing
+them to the publisher (publishing.py).
 
 Output arrives in small pieces from the transport's reader threads. One flusher thread per
 process coalesces the pending output of every running job every ``FLUSH_INTERVAL`` seconds (or
 as soon as one job has ``MAX_BUFFER`` characters pending) into chunks with a per-job sequence
-number, stores all of them in one INSERT, and only then sends them to the owners' browsers. The
+number, stores all of them in one INSERT, and only then has them sent to the owners' browsers. The
 WebSocket therefore never shows what is not stored, and a client that reconnects can replay the
 log from the database without a gap.
 
@@ -14,20 +15,18 @@ instead of 2N (docs/PERFORMANCE.md: 50 concurrent jobs exhausted PostgreSQL's 10
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 
-from channels.layers import get_channel_layer
 from django.db import DatabaseError, IntegrityError, connection
 from django.utils import timezone
 
 from ..models import Job, JobChunk
 from . import messages
+from .publishing import publisher, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -35,88 +34,6 @@ FLUSH_INTERVAL = 0.05
 MAX_BUFFER = 32 * 1024
 HEARTBEAT_INTERVAL = 5.0
 CANCEL_POLL_INTERVAL = 0.25
-
-
-class ChannelsPublisher:
-    """Sends group messages through the channel layer from sync code, strictly in call order.
-
-    One event loop thread per process owns the layer's Redis connections, so a flush costs a
-    publish, not a new connection (``async_to_sync`` would start a loop per call). Calls go
-    through one FIFO drained by one task on that loop: whatever is sent is published after
-    everything sent before it, from any thread. ``wait=False`` returns once the batch is queued,
-    so the flusher stores the next chunks while the last ones are published (at most
-    ``MAX_QUEUED`` batches ahead); ``wait=True`` returns once this batch, and so every earlier
-    one, is published.
-    """
-
-    MAX_QUEUED = 64
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue | None = None
-        self._room = threading.BoundedSemaphore(self.MAX_QUEUED)
-        self._pid: int | None = None
-        self._lock = threading.Lock()
-
-    def _ensure_loop(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid():
-                loop, queue = asyncio.new_event_loop(), asyncio.Queue()
-                threading.Thread(target=loop.run_forever, name="devbench-publisher", daemon=True).start()
-                asyncio.run_coroutine_threadsafe(self._drain(queue), loop)
-                self._room = threading.BoundedSemaphore(self.MAX_QUEUED)
-                self._loop, self._queue, self._pid = loop, queue, os.getpid()
-            return self._loop, self._queue
-
-    def send(self, group: str, payloads: list[dict], *, wait: bool = True) -> None:
-        """Send each payload to ``group`` in order; errors are logged, never raised."""
-        self.send_many([(group, payloads)], wait=wait)
-
-    def send_many(self, batches: list[tuple[str, list[dict]]], *, wait: bool = True) -> None:
-        """Send several groups' payloads: each group's in order, the groups side by side, after
-        everything sent before. Errors are logged, never raised."""
-        batches = [(group, payloads) for group, payloads in batches if payloads]
-        if not batches or get_channel_layer() is None:
-            return
-        loop, queue = self._ensure_loop()
-        done: concurrent.futures.Future = concurrent.futures.Future()
-        if not self._room.acquire(timeout=10):
-            logger.warning("publishing is stuck: %d group(s) not published", len(batches))
-            return
-        loop.call_soon_threadsafe(queue.put_nowait, (batches, done))
-        if wait:
-            try:
-                done.result(timeout=10)
-            except concurrent.futures.TimeoutError:
-                logger.warning("could not publish to %d group(s) within 10 s", len(batches))
-
-    async def _drain(self, queue: asyncio.Queue) -> None:
-        while True:
-            batches, done = await queue.get()
-            try:
-                await self._publish(get_channel_layer(), batches)
-            finally:
-                self._room.release()
-                done.set_result(None)
-
-    @staticmethod
-    async def _publish(layer, batches: list[tuple[str, list[dict]]]) -> None:
-        async def send_group(group: str, payloads: list[dict]) -> None:
-            for payload in payloads:
-                await layer.group_send(group, {"type": "bench.event", "message": payload})
-
-        results = await asyncio.gather(*(send_group(*batch) for batch in batches), return_exceptions=True)
-        for (group, payloads), result in zip(batches, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.warning("could not publish %d message(s) to %s", len(payloads), group, exc_info=result)
-
-
-publisher = ChannelsPublisher()
-
-
-def user_group(user_id: int) -> str:
-    """The Channels group of one user's connections."""
-    return f"user-{user_id}"
 
 
 def _drop_broken_connection() -> None:
@@ -294,9 +211,14 @@ class JobOutputStream:
         self.close()
 
     def write(self, stream: str, text: str) -> None:
-        """Queue output from ``stream`` ("stdout" or "stderr"); thread-safe."""
+        """Queue output from ``stream`` ("stdout" or "stderr"); thread-safe.
+
+        A NUL character becomes U+FFFD: PostgreSQL's text columns refuse NUL, and one refused
+        row would hold back the INSERT of every running job's output."""
         if not text:
             return
+        if "\x00" in text:
+            text = text.replace("\x00", "\ufffd")
         with self._lock:
             if self._pending and self._pending[-1][0] == stream:
                 self._pending[-1][1].append(text)

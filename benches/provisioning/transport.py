@@ -4,19 +4,24 @@ host within a worker), or through Invoke's local runner for the built-in ``local
 The command runs behind ``printf 'DEVBENCH_PID=%s' $$; exec ...`` so the transport learns the
 remote process id and can end it with a signal on cancel or timeout; closing an SSH channel
 without a pty does not stop the remote process.
+
+Over SSH, stdout and stderr reach us as separate messages on one channel, in the order sshd sent
+them; invoke reads the two with a thread each, which loses that order. So the output callback is
+fed from paramiko's own receiving thread as each message arrives (``ArrivalPipe``), and the
+reader threads only drain the channel. The local host's two pipes have no common order: there
+each stream is passed on as its reader thread gets it.
 """
 
 from __future__ import annotations
 
 import codecs
-import io
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import paramiko
 from django.conf import settings
@@ -27,16 +32,15 @@ from invoke.exceptions import CommandTimedOut
 
 from ..models import Host
 from . import host_keys
+from .command_output import ArrivalPipe, OutputCallback, OutputStreams, wrap_with_pid
 
 logger = logging.getLogger(__name__)
 
-PID_MARKER = "DEVBENCH_PID="
 CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF_SECONDS = 1.0
 KILL_GRACE_SECONDS = 5.0
 WATCH_INTERVAL_SECONDS = 0.25
 
-OutputCallback = Callable[[str, str], None]  # (stream, text)
 
 
 class TransportError(Exception):
@@ -54,65 +58,6 @@ class CommandResult:
     cancelled: bool = False
     stdout: str = ""
     stderr: str = ""
-
-
-@dataclass
-class _Streams:
-    """Invoke writes output here; the first stderr line carries the process id."""
-
-    on_output: OutputCallback
-    pid: int | None = None
-    stdout_parts: list[str] = field(default_factory=list)
-    stderr_parts: list[str] = field(default_factory=list)
-    signalled: bool = False
-    _stderr_head: str = ""
-    _pid_seen: bool = False
-
-    def stdout_writer(self) -> _Writer:
-        return _Writer(self._on_stdout)
-
-    def stderr_writer(self) -> _Writer:
-        return _Writer(self._on_stderr)
-
-    def _on_stdout(self, text: str) -> None:
-        self.stdout_parts.append(text)
-        self.on_output("stdout", text)
-
-    def _on_stderr(self, text: str) -> None:
-        if not self._pid_seen:
-            self._stderr_head += text
-            if "\n" not in self._stderr_head:
-                return
-            first, _, rest = self._stderr_head.partition("\n")
-            self._pid_seen = True
-            if first.startswith(PID_MARKER) and first[len(PID_MARKER):].isdigit():
-                self.pid = int(first[len(PID_MARKER):])
-            else:
-                rest = self._stderr_head
-            self._stderr_head = ""
-            if not rest:
-                return
-            text = rest
-        self.stderr_parts.append(text)
-        self.on_output("stderr", text)
-
-
-class _Writer(io.TextIOBase):
-    def __init__(self, sink: Callable[[str], None]):
-        self._sink = sink
-
-    def write(self, text: str) -> int:
-        if text:
-            self._sink(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def wrap_with_pid(command: str) -> str:
-    """Print the shell's pid on stderr, then replace the shell with the command."""
-    return f"printf '{PID_MARKER}%s\\n' $$ >&2; exec {command}"
 
 
 class Transport:
@@ -134,7 +79,7 @@ class Transport:
         Ends the process (SIGTERM, then SIGKILL) when ``should_cancel()`` turns true or
         ``timeout`` seconds pass. Raises TransportError when the host cannot be reached.
         """
-        streams = _Streams(on_output=on_output)
+        streams = OutputStreams(on_output=on_output)
         outcome = {"timed_out": False, "cancelled": False}
         finished = threading.Event()
 
@@ -170,7 +115,7 @@ class Transport:
             stderr="".join(streams.stderr_parts),
         )
 
-    def _terminate(self, streams: _Streams, finished: threading.Event) -> None:
+    def _terminate(self, streams: OutputStreams, finished: threading.Event) -> None:
         if streams.pid is None:
             return
         streams.signalled = True
@@ -188,7 +133,7 @@ class Transport:
         """The key the host presented on the open connection; None for the local host."""
         return None
 
-    def _execute(self, command: str, streams: _Streams, hard_timeout: float) -> int | None:
+    def _execute(self, command: str, streams: OutputStreams, hard_timeout: float) -> int | None:
         raise NotImplementedError
 
     def _signal(self, pid: int, name: str) -> None:
@@ -201,7 +146,7 @@ class LocalTransport(Transport):
     def _env(self) -> dict[str, str]:
         return {"DEVBENCH_AGENT_CONFIG": str(settings.DEVBENCH_LOCAL_AGENT_CONFIG)}
 
-    def _execute(self, command: str, streams: _Streams, hard_timeout: float) -> int | None:
+    def _execute(self, command: str, streams: OutputStreams, hard_timeout: float) -> int | None:
         # The command line was validated and quoted by protocol.build_command.
         result = Context().run(  # noqa: S604
             command,
@@ -229,10 +174,18 @@ class _Remote(Remote):
     - it waits for the exit status on paramiko's event instead of invoke's polling loop, so idle
       jobs do not wake the worker;
     - it reads up to 32 KiB at a time instead of 1,000 bytes, decoding incrementally so that a
-      multi-byte character split between two reads stays whole.
+      multi-byte character split between two reads stays whole;
+    - given an ``arrival_writer``, it passes the output on in arrival order (``ArrivalPipe``).
     """
 
     read_chunk_size = 32 * 1024
+
+    def send_start_message(self, command: str) -> None:
+        arrivals = getattr(self.streams["out"], "arrivals", None)
+        if arrivals is not None:  # before the command runs, so no output misses them
+            self.channel.in_buffer = ArrivalPipe("stdout", arrivals)
+            self.channel.in_stderr_buffer = ArrivalPipe("stderr", arrivals)
+        super().send_start_message(command)
 
     def wait(self) -> None:
         while not (self.process_is_finished or self.has_dead_threads):
@@ -336,15 +289,15 @@ class SSHTransport(Transport):
                 logger.debug("closing connection to %s failed", self.host.name, exc_info=True)
             self._connection = None
 
-    def _execute(self, command: str, streams: _Streams, hard_timeout: float) -> int | None:
+    def _execute(self, command: str, streams: OutputStreams, hard_timeout: float) -> int | None:
         connection = self._connection
         if connection is None:  # another job's failure closed it after this job's connect()
             raise TransportError(f"The connection to host {self.host.name} closed before the command started")
         try:
             result = connection.run(
                 command,
-                out_stream=streams.stdout_writer(),
-                err_stream=streams.stderr_writer(),
+                out_stream=streams.arrival_writer(),
+                err_stream=streams.arrival_writer(),
                 hide=True,
                 warn=True,
                 pty=False,
@@ -353,6 +306,8 @@ class SSHTransport(Transport):
         except (OSError, paramiko.SSHException, EOFError) as exc:
             self.close()
             raise TransportError(f"The connection to host {self.host.name} dropped: {exc}") from None
+        finally:
+            streams.end_of_arrivals()
         if result.exited == -1 and not streams.signalled:
             # paramiko reports -1 when the channel closed without an exit status.
             self.close()

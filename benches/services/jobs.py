@@ -16,7 +16,8 @@ from devbench_site.db_connections import give_back_connection
 
 from ..models import DevBench, Host, Job
 from ..provisioning import messages, protocol
-from ..provisioning.streaming import JobOutputStream, publisher, user_group
+from ..provisioning.publishing import publisher, user_group
+from ..provisioning.streaming import JobOutputStream
 from ..provisioning.transport import CommandResult, TransportError, transport_for
 from .hosts import remember_learned_host_key
 
