@@ -54,6 +54,12 @@ def _clean_cache(redis_client):
 
 
 @pytest.fixture
+def production_password_hashers(settings):
+    """The hashers a deployment uses (Argon2 first), without the suite's fast one."""
+    settings.PASSWORD_HASHERS = [name for name in settings.PASSWORD_HASHERS if not name.endswith(".MD5PasswordHasher")]
+
+
+@pytest.fixture
 def make_user(db):
     def make(username: str = "alice", *, password: str = STRONG_PASSWORD, is_admin: bool = False, **extra):
         if is_admin:
