@@ -188,7 +188,8 @@ def test_redis_restart_during_streaming_loses_nothing(user, local_agent, tmp_pat
     base = f"http://127.0.0.1:{web_port}"
     try:
         wait_for_http(base + "/health")
-        time.sleep(2)  # the worker connects to the broker
+        worker_log = tmp_path / "worker.log"
+        wait_until(lambda: " ready." in worker_log.read_text(), message="the worker to connect to the broker")
         _key, raw = create_api_key(user=user)
         request = urllib.request.Request(base + "/create-devbench", data=b'{"name": "steady"}', method="POST",
                                          headers={"Content-Type": "application/json",
