@@ -184,6 +184,11 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# For the test suite only (tests/isolated_session.py sets it, and the Daphne and worker processes
+# the tests start inherit it): Argon2 is slow by design, so Django's docs advise a fast hasher in
+# tests. Argon2 stays the second hasher, so its hashes still verify. Never set in a deployment.
+if env.bool("DEVBENCH_TEST_FAST_PASSWORD_HASHER", default=False):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,5 +1,6 @@
 """Fixtures for bench tests: the built-in local host running the real agent (simulated backend),
-SSH hosts on the real sshd, and running queued jobs the way a worker does (the Celery task)."""
+SSH hosts on the real sshd, running queued jobs the way a worker does (the Celery task), and
+benches built as rows for the tests that only ask who may do what with one."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from benches import services, tasks
 from benches.models import DevBench, Host, Job
+from benches.provisioning import protocol
 from tests.sshd import make_agent_script
 
 
@@ -72,8 +75,24 @@ def run_queued_jobs() -> list[Job]:
 
 
 @pytest.fixture
-def run_jobs() -> Callable[[], list[Job]]:
+def run_jobs(transactional_db) -> Callable[[], list[Job]]:
+    """Run the queued jobs; a test that runs them is transactional, since a job's output is
+    stored through the flusher thread's own database connection, which sees only committed rows."""
     return run_queued_jobs
+
+
+def build_active_bench(user, name: str, *, host: Host | None = None, ssh_port: int = 6000) -> DevBench:
+    """An active bench and the succeeded create job that made it, as rows: what a create leaves
+    behind, without running one (for tests of routes and permissions, not of the create)."""
+    host = host or Host.objects.get(name="local")
+    actual_name = protocol.vm_name_for(user.username, name)
+    bench = DevBench.objects.create(user=user, host=host, name=name, actual_name=actual_name,
+                                    status=DevBench.Status.ACTIVE, ssh_info=str(ssh_port), vnc_info=str(ssh_port + 1))
+    now = timezone.now()
+    Job.objects.create(bench=bench, original_bench_id=bench.pk, bench_name=name, vm_name=actual_name, owner=user,
+                       requested_by=user, host=host, command=Job.Command.CREATE, state=Job.State.SUCCEEDED,
+                       exit_code=0, started_at=now, finished_at=now)
+    return bench
 
 
 def bench_named(user, name: str) -> DevBench:

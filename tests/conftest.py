@@ -39,6 +39,34 @@ def install_db_pool(options: dict | None) -> None:
         connection.settings_dict["OPTIONS"]["pool"] = options  # shared by every thread's connection
 
 
+# Rows that migrate writes and no test changes: a flush keeps them, so the post_migrate signal
+# after each transactional test finds them in place instead of writing them all again.
+KEPT_BY_FLUSH = frozenset({"django_content_type", "auth_permission"})
+
+
+def _quick_sql_flush(style, connection, reset_sequences=True, allow_cascade=False) -> list[str]:
+    """What the flush after a transactional test runs: every table but ``KEPT_BY_FLUSH`` emptied,
+    on PostgreSQL with DELETE (a TRUNCATE makes new files for every table, slow for the few rows
+    a test leaves; the foreign keys are deferred, so the order does not matter)."""
+    tables = [
+        name for name in connection.introspection.django_table_names(only_existing=True, include_views=False)
+        if name not in KEPT_BY_FLUSH
+    ]
+    if connection.vendor != "postgresql" or reset_sequences:
+        return connection.ops.sql_flush(style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+    return [f"DELETE FROM {connection.ops.quote_name(name)};" for name in tables]  # noqa: S608 (table names)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_flush():
+    """Transactional tests reset the database with ``_quick_sql_flush`` (see there)."""
+    from django.core.management.commands import flush
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flush, "sql_flush", _quick_sql_flush)
+        yield
+
+
 @pytest.fixture
 def redis_client():
     client = redis.Redis.from_url(settings.REDIS_URL)
@@ -51,6 +79,12 @@ def _clean_cache(redis_client):
     """Each test starts with no cached throttle counters."""
     for key in redis_client.scan_iter("devbench-cache:*"):
         redis_client.delete(key)
+
+
+@pytest.fixture
+def production_password_hashers(settings):
+    """The hashers a deployment uses (Argon2 first), without the suite's fast one."""
+    settings.PASSWORD_HASHERS = [name for name in settings.PASSWORD_HASHERS if not name.endswith(".MD5PasswordHasher")]
 
 
 @pytest.fixture

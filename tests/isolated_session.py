@@ -2,7 +2,8 @@
 without REDIS_URL, each session gets its own embedded Valkey on a private unix socket, and a
 SQLite test database gets a private file, so concurrent test runs and a running ``make run``
 never share (or stop, or drop) each other's servers and data. Subprocesses the tests start
-(Daphne, Celery workers) inherit the environment and use the same ones."""
+(Daphne, Celery workers) inherit the environment and use the same ones. It also turns on the
+test-only fast password hasher (``DEVBENCH_TEST_FAST_PASSWORD_HASHER``, see settings.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from pathlib import Path
 
 _OWN_DIR: str | None = None
 _server = None
+
+# Django's MD5 hasher first, in this process and in the Daphne and worker processes the tests
+# start (they inherit the environment): Argon2 is slow by design, and nearly every test makes a
+# user. Tests that check the production hasher ask for ``production_password_hashers``.
+os.environ.setdefault("DEVBENCH_TEST_FAST_PASSWORD_HASHER", "1")
 
 _SESSION_DIR = tempfile.mkdtemp(prefix="devbench-test-")
 os.environ.setdefault("DEVBENCH_TEST_DATABASE_NAME", os.path.join(_SESSION_DIR, "test-devbench.sqlite3"))

@@ -1,5 +1,11 @@
 """A live DevBench stack for end-to-end tests: Daphne and a real Celery worker as subprocesses,
-sharing the test database and the session's Redis/Valkey with the test process."""
+sharing the test database and the session's Redis/Valkey with the test process.
+
+One stack serves every test of a module (``live_stack``), each test with its own rows and its own
+local agent: the stack's processes read the agent's config through a link that each test points
+at its own ``local_agent`` config. Per module rather than per session, because the stack's worker
+takes any task queued on the broker: outside the modules that use it, no worker may run (tests
+queue jobs that they run themselves, or that a worker of their own must take)."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,14 +91,17 @@ def stack_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def live_stack(transactional_db, tmp_path, redis_client, local_agent):
-    """Daphne on a free port and a Celery worker, both on the test database and local host."""
-    redis_client.delete("celery")  # tasks queued by earlier tests without a worker
+@pytest.fixture(scope="module")
+def live_stack_env() -> dict[str, str]:
+    """Extra environment for the module's live stack; a module overrides it to configure its stack."""
+    return {}
+
+
+def start_stack(log_dir: Path, agent_config: Path, extra_env: dict[str, str]) -> LiveStack:
+    """Daphne on a free port and a Celery worker on the test database, the built-in local host's
+    agent configured by the file ``agent_config``."""
     port = free_port()
-    env = stack_env({"DEVBENCH_LOCAL_AGENT_CONFIG": str(local_agent.config_path), "DEVBENCH_LOCAL_HOST": "1"})
-    logs = tmp_path / "logs"
-    logs.mkdir()
+    env = stack_env({"DEVBENCH_LOCAL_AGENT_CONFIG": str(agent_config), "DEVBENCH_LOCAL_HOST": "1", **extra_env})
     commands = {
         "daphne": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                    "devbench_site.asgi:application"],
@@ -100,18 +110,51 @@ def live_stack(transactional_db, tmp_path, redis_client, local_agent):
     }
     processes = []
     for name, command in commands.items():
-        with open(logs / f"{name}.log", "w") as log:
+        with open(log_dir / f"{name}.log", "w") as log:
             processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
-    stack = LiveStack(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", processes, logs)
+    stack = LiveStack(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", processes, log_dir)
     try:
         wait_for_http(stack.base_url + "/health")
-        yield stack
+    except BaseException:
+        stop_stack(stack)
+        raise
+    return stack
+
+
+def stop_stack(stack: LiveStack) -> None:
+    for process in stack.processes:
+        process.terminate()
+    for process in stack.processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def _module_stack(django_db_setup, tmp_path_factory, live_stack_env) -> Iterator[tuple[LiveStack, Path]]:
+    """The module's stack, and the link its agent config is read through."""
+    work_dir = tmp_path_factory.mktemp("live-stack")
+    agent_link = work_dir / "local-agent.conf"
+    logs = work_dir / "logs"
+    logs.mkdir()
+    stack = start_stack(logs, agent_link, live_stack_env)
+    try:
+        yield stack, agent_link
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_stack(stack)
+
+
+@pytest.fixture
+def live_stack(transactional_db, _module_stack, redis_client, local_agent) -> LiveStack:
+    """Daphne and a Celery worker on the test database, the built-in local host run by this
+    test's ``local_agent`` (the module's stack, see the module docstring)."""
+    stack, agent_link = _module_stack
+    dead = [process.args[2] for process in stack.processes if process.poll() is not None]
+    if dead:
+        pytest.fail(f"the module's live stack lost {', '.join(dead)}:\n{stack.logs()}")
+    redis_client.delete("celery")  # tasks queued by earlier tests without a worker
+    agent_link.unlink(missing_ok=True)
+    agent_link.symlink_to(local_agent.config_path)
+    return stack

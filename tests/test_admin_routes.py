@@ -19,7 +19,7 @@ def post_json(client: Client, path: str, body) -> object:
     return client.post(path, data=json.dumps(body), content_type="application/json")
 
 
-def test_add_user_with_json(admin_client_):
+def test_add_user_with_json(admin_client_, production_password_hashers):
     response = post_json(admin_client_, "/admin/add-user", NEW_USER)
     assert response.status_code == 200
     assert response.json() == {"success": True}

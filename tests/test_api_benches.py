@@ -11,7 +11,7 @@ from benches.models import DevBench, Job, JobChunk
 from tests.api_helpers import bearer_client, post_json
 from tests.bench_fixtures import bench_named
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db  # transactional where jobs run (``run_jobs`` asks for it)
 
 BENCH_KEYS = {"id", "name", "actualName", "status", "host", "sshInfo", "vncInfo", "vmIp", "lastError", "createdAt",
               "updatedAt", "latestJobId"}

@@ -10,7 +10,7 @@ from benches.models import DevBench, Host, Job
 from benches.provisioning import host_keys, transport
 from tests.api_helpers import bearer_client, patch_json, post_json
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db  # transactional where jobs run (``run_jobs`` asks for it)
 
 OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3bh8d7gd9hX4u3iD4y1hQ+3cwbWfm3KOqUNIr+k0fY"
 HOST_KEYS = {"id", "name", "kind", "address", "port", "username", "identityFile", "hasPrivateKey", "scriptPath",

@@ -15,7 +15,7 @@ from benches import selectors, services
 from benches.models import DevBench, Job
 from tests.api_helpers import bearer_client, post_json
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db  # transactional where jobs run (``run_jobs`` asks for it)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from benches.models import DevBench, Host, Job
 from benches.provisioning import host_keys, transport
 from devbench_site.errors import Unavailable
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db  # transactional where jobs run (``run_jobs`` asks for it)
 
 
 def test_admin_lists_hosts_benches_and_jobs_with_their_log(admin_client_, user, local_agent, run_jobs):

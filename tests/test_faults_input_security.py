@@ -19,9 +19,12 @@ from accounts import services as account_services
 from accounts.models import APIKey, User
 from benches import services
 from benches.models import DevBench, Host, Job
+from tests.bench_fixtures import build_active_bench
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.django_db(transaction=True)
+# Transactional only where a test needs commits: threads with their own connections, and jobs
+# run through ``run_jobs`` (which asks for ``transactional_db`` itself).
+pytestmark = pytest.mark.django_db
 
 
 def state_counts() -> tuple[int, int, int, int, int]:
@@ -53,12 +56,14 @@ def creates_at_once(users: list, name: str) -> list[int]:
     return sorted(results)
 
 
+@pytest.mark.django_db(transaction=True)  # each thread's own connection sees the rows
 def test_ten_concurrent_creates_of_one_name_make_exactly_one_bench(user, local_agent):
     assert creates_at_once([user] * 10, "same") == [200] + [400] * 9
     assert DevBench.objects.filter(user=user, name="same").count() == 1
     assert Job.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # each thread's own connection sees the rows
 def test_concurrent_creates_never_fill_a_host_beyond_its_capacity(make_user, local_agent):
     Host.objects.filter(name="local").update(capacity=3)
     users = [make_user(f"racer{letter}") for letter in "abcdefgh"]
@@ -67,6 +72,7 @@ def test_concurrent_creates_never_fill_a_host_beyond_its_capacity(make_user, loc
     assert Job.objects.count() == 3
 
 
+@pytest.mark.django_db(transaction=True)  # each thread's own connection sees the rows
 def test_delete_and_activate_at_once_have_one_winner(user, local_agent, run_jobs):
     bench = services.create_bench(user=user, name="contested")
     run_jobs()
@@ -119,9 +125,8 @@ BAD_BODIES = [
 
 
 @pytest.fixture
-def targets(user, admin_user, local_agent, run_jobs):
-    bench = services.create_bench(user=user, name="target")
-    run_jobs()
+def targets(user, admin_user, local_agent):
+    bench = build_active_bench(user, "target")
     other = account_services.create_user(username="other", email="o@example.com", password="Sturdy-Passw0rd!")
     return {"bench": bench.pk, "user": other.pk, "job": Job.objects.get(bench=bench).pk}
 

@@ -19,7 +19,7 @@ from websockets.sync.client import connect as ws_connect
 
 from accounts.services import create_api_key
 from benches.models import DevBench, Job
-from tests.live_stack import ROOT, free_port, wait_for_http
+from tests.live_stack import ROOT, free_port, wait_for_http, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -119,7 +119,8 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
         runner.send_signal(signal.SIGINT)
         runner.wait(timeout=40)
     assert runner.returncode == 0, log_path.read_text()
-    time.sleep(0.5)
+    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in children), timeout=5,
+               message="the runner's children to end")
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}"), f"child {pid} still running"
     leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "var")], capture_output=True, text=True).stdout

@@ -68,6 +68,18 @@ def test_static_assets_are_served_locally():
     assert "/static/vendor/bootstrap/bootstrap.min.css" in login
 
 
+def test_a_deployment_hashes_passwords_with_argon2():
+    """The suite's fast hasher (DEVBENCH_TEST_FAST_PASSWORD_HASHER) is absent where it is unset."""
+    env = {key: value for key, value in os.environ.items() if key != "DEVBENCH_TEST_FAST_PASSWORD_HASHER"}
+    env["DJANGO_SETTINGS_MODULE"] = "devbench_site.settings"
+    script = "import django; django.setup(); from django.conf import settings; print(settings.PASSWORD_HASHERS)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(["django.contrib.auth.hashers.Argon2PasswordHasher",
+                                          "django.contrib.auth.hashers.PBKDF2PasswordHasher"])
+
+
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
     env = {
         **os.environ,

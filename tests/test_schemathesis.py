@@ -42,15 +42,17 @@ CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance
 EXCLUDED_OPERATIONS = ["hosts_test_connection"]
 
 
-@pytest.fixture
-def fuzz_env(monkeypatch, kube, settings):
-    """The environment the live stack's processes start with (set before ``live_stack``)."""
-    monkeypatch.setenv("DEVBENCH_API_RATE", "100000/min")
-    monkeypatch.setenv("DEVBENCH_KUBECONFIG", settings.DEVBENCH_KUBECONFIG)  # written by ``kube``
+@pytest.fixture(scope="module")
+def live_stack_env(kube_emulator_server, tmp_path_factory) -> dict[str, str]:
+    """The environment this module's live stack starts with: the raised rate, the emulator."""
+    kubeconfig = tmp_path_factory.mktemp("fuzz-kube") / "kubeconfig"
+    kubeconfig.write_text(kube_emulator_server.kubeconfig())
+    return {"DEVBENCH_API_RATE": "100000/min", "DEVBENCH_KUBECONFIG": str(kubeconfig)}
 
 
 @pytest.fixture
-def fuzz_stack(fuzz_env, live_stack):
+def fuzz_stack(kube, live_stack):
+    """The live stack, on an emptied emulator."""
     return live_stack
 
 
