@@ -4,6 +4,7 @@ benches built as rows for the tests that only ask who may do what with one."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from benches import services, tasks
 from benches.models import DevBench, Host, Job
-from benches.provisioning import protocol
+from benches.provisioning import protocol, transport
 from tests.sshd import make_agent_script
 
 
@@ -97,3 +98,22 @@ def build_active_bench(user, name: str, *, host: Host | None = None, ssh_port: i
 
 def bench_named(user, name: str) -> DevBench:
     return DevBench.objects.get(user=user, name=name)
+
+
+@pytest.fixture
+def fresh_ssh_connections():
+    """No SSH connection kept from an earlier test, and none left for the next."""
+    transport.close_all()
+    yield
+    transport.close_all()
+
+
+def wait_for_status(bench: DevBench, status: str, timeout: float = 30) -> DevBench:
+    """``bench`` reloaded once its status is ``status`` (for tests where a live worker runs jobs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        bench.refresh_from_db()
+        if bench.status == status:
+            return bench
+        time.sleep(0.1)
+    raise AssertionError(f"{bench.name} stayed {bench.status}, not {status}")

@@ -141,6 +141,11 @@ class BrowserUI:
         page.evaluate(SET_THEME_JS, "light")
 
 
+def bench_card(page, name: str):
+    """The dashboard card of the bench called ``name``."""
+    return page.locator(".bench-card").filter(has=page.locator(".bench-name", has_text=re.compile(f"^{name}$")))
+
+
 @pytest.fixture(scope="session")
 def screenshot_dir(tmp_path_factory) -> Path:
     if os.environ.get("DEVBENCH_UPDATE_SCREENSHOTS") == "1":

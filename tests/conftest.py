@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import redis
 from django.conf import settings
@@ -65,6 +67,15 @@ def _quick_flush():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(flush, "sql_flush", _quick_sql_flush)
         yield
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test database, dropped only once no thread of this process holds it: a
+    finished thread's connection is closed by the garbage collector (Django's connection wrapper
+    refers to itself through its ``ops`` and ``features``), so collect before the drop."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

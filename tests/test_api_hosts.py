@@ -7,22 +7,16 @@ import pytest
 
 from benches import services
 from benches.models import DevBench, Host, Job
-from benches.provisioning import host_keys, transport
+from benches.provisioning import host_keys
 from tests.api_helpers import bearer_client, patch_json, post_json
 
-pytestmark = pytest.mark.django_db  # transactional where jobs run (``run_jobs`` asks for it)
+# Transactional where jobs run (``run_jobs`` asks for it).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_ssh_connections")]
 
 OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3bh8d7gd9hX4u3iD4y1hQ+3cwbWfm3KOqUNIr+k0fY"
 HOST_KEYS = {"id", "name", "kind", "address", "port", "username", "identityFile", "hasPrivateKey", "scriptPath",
              "publicHost", "jumpHost", "capacity", "enabled", "hostKey", "commandTimeout", "benchCount", "createdAt",
              "updatedAt"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_connections():
-    transport.close_all()
-    yield
-    transport.close_all()
 
 
 @pytest.fixture

@@ -15,16 +15,9 @@ from benches import selectors, services
 from benches.models import DevBench, Host, Job
 from benches.provisioning import transport
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_ssh_connections")]
 
 OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3bh8d7gd9hX4u3iD4y1hQ+3cwbWfm3KOqUNIr+k0fY"
-
-
-@pytest.fixture(autouse=True)
-def fresh_connections():
-    transport.close_all()
-    yield
-    transport.close_all()
 
 
 # The built-in local host is there in every test database, with no benches: the sync opens nothing to it.

@@ -22,7 +22,8 @@ from accounts.services import create_api_key
 from benches import services as bench_services
 from benches.models import DevBench, Job
 from benches.provisioning.messages import chunk_text
-from tests.browser_fixtures import PHONE
+from tests.bench_fixtures import wait_for_status
+from tests.browser_fixtures import PHONE, bench_card
 from tests.conftest import STRONG_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -44,20 +45,6 @@ CARD_SAMPLE_JS = """(card) => {
     elapsed: card.querySelector('.bench-elapsed').textContent,
   };
 }"""
-
-
-def card(page, name: str):
-    return page.locator(".bench-card").filter(has=page.locator(".bench-name", has_text=re.compile(f"^{name}$")))
-
-
-def wait_for_status(bench: DevBench, status: str, timeout: float = 30) -> DevBench:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        bench.refresh_from_db()
-        if bench.status == status:
-            return bench
-        time.sleep(0.1)
-    raise AssertionError(f"{bench.name} stayed {bench.status}, not {status}")
 
 
 def stored_log(bench: DevBench, command: str = Job.Command.CREATE) -> str:
@@ -146,7 +133,7 @@ def test_create_streams_the_log_live_and_a_reload_replays_it(ui, user, local_age
     name_input.fill("web")
     expect(error).to_have_text("")
     page.get_by_role("button", name="Create").click()
-    web = card(page, "web")
+    web = bench_card(page, "web")
     expect(web.locator(".bench-status")).to_have_text("creating")
     expect(page.locator("#empty-state")).to_be_hidden()
     expect(page.locator("#bench-count")).to_have_text("1")
@@ -192,7 +179,7 @@ def test_create_streams_the_log_live_and_a_reload_replays_it(ui, user, local_age
     # A second bench, reloaded in the middle of provisioning: the log replays and goes on.
     name_input.fill("db")
     page.get_by_role("button", name="Create").click()
-    db = card(page, "db")
+    db = bench_card(page, "db")
     expect(db.locator(".bench-log")).to_contain_text("PROGRESS=30")
     before = db.locator(".bench-log").text_content()
     page.reload()
@@ -223,7 +210,7 @@ def test_create_streams_the_log_live_and_a_reload_replays_it(ui, user, local_age
     # Phone width: no sideways scrolling, and the log keeps its fixed height.
     phone = ui.new_page(viewport=PHONE, context=page.context)
     phone.goto("/dashboard")
-    expect(card(phone, "db").locator(".bench-log")).to_contain_text("[create succeeded")
+    expect(bench_card(phone, "db").locator(".bench-log")).to_contain_text("[create succeeded")
     ui.assert_no_horizontal_scroll(phone)
     ui.screenshot(phone, "dashboard-phone-light")
 
@@ -237,7 +224,7 @@ def test_actions_and_delete_wait_for_the_host(ui, user, local_agent):
     local_agent.configure(step_delay=0.4)
     page = ui.new_page()
     ui.sign_in(page, "alice", STRONG_PASSWORD, lands_on="/dashboard")
-    keep = card(page, "keeper")
+    keep = bench_card(page, "keeper")
     expect(keep.locator(".bench-status")).to_have_text("active")
     expect(keep.locator(".bench-log")).to_contain_text("[create succeeded, exit code 0]")
 
@@ -258,7 +245,7 @@ def test_actions_and_delete_wait_for_the_host(ui, user, local_agent):
     wait_for_status(keeper, "inactive")
 
     # Delete asks first; "Keep it" keeps it.
-    gone = card(page, "doomed")
+    gone = bench_card(page, "doomed")
     gone.get_by_role("button", name="Delete doomed").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
@@ -358,7 +345,7 @@ def test_help_download_theme_and_local_times(ui, user, local_agent):
     berlin = ui.new_page(locale="de-DE", timezone_id="Europe/Berlin")
     ui.sign_in(berlin, "alice", STRONG_PASSWORD, lands_on="/dashboard")
     created = bench.created_at.astimezone(ZoneInfo("Europe/Berlin"))
-    created_text = card(berlin, "docs").locator("time.bench-created")
+    created_text = bench_card(berlin, "docs").locator("time.bench-created")
     expect(created_text).to_contain_text(created.strftime("%d.%m.%Y"))
     expect(created_text).to_contain_text(created.strftime("%H:%M"))
     expect(created_text).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))

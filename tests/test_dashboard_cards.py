@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 
 import pytest
 from django.conf import settings as django_settings
@@ -16,6 +15,8 @@ from django.test import Client, override_settings
 from benches import services as bench_services
 from benches.models import DevBench, Host, Job
 from benches.provisioning.messages import chunk_text
+from tests.bench_fixtures import wait_for_status
+from tests.browser_fixtures import bench_card
 from tests.conftest import STRONG_PASSWORD
 
 
@@ -202,20 +203,6 @@ def test_requests_in_new_threads_share_the_redis_connections(user, redis_client)
 
 # --- in the browser: htmx swaps the server's cards in, the logs stay --------------------------
 
-def browser_card(page, name: str):
-    return page.locator(".bench-card").filter(has=page.locator(".bench-name", has_text=re.compile(f"^{name}$")))
-
-
-def wait_for_status(bench: DevBench, status: str, timeout: float = 30) -> DevBench:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        bench.refresh_from_db()
-        if bench.status == status:
-            return bench
-        time.sleep(0.1)
-    raise AssertionError(f"{bench.name} stayed {bench.status}, not {status}")
-
-
 def stored_create_log(bench: DevBench) -> str:
     job = Job.objects.filter(bench=bench, command=Job.Command.CREATE).latest("created_at")
     return "".join(chunk_text(chunk) for chunk in job.chunks.order_by("seq"))
@@ -232,14 +219,14 @@ def test_a_bench_created_elsewhere_appears_live_and_the_other_cards_keep_their_l
     wait_for_status(bench_services.create_bench(user=user, name="first"), "active")
     page = ui.new_page()
     ui.sign_in(page, "alice", STRONG_PASSWORD, lands_on="/dashboard")
-    first = browser_card(page, "first")
+    first = bench_card(page, "first")
     expect(first.locator(".bench-log")).to_contain_text("[create succeeded, exit code 0]")
     first_log = first.locator(".bench-log").text_content()
     page.evaluate("window.__sameDocument = true")
 
     local_agent.configure(step_delay=0.2, create_lines=4)
     other = bench_services.create_bench(user=user, name="other")  # as another tab or the API would
-    elsewhere = browser_card(page, "other")
+    elsewhere = bench_card(page, "other")
     expect(elsewhere.locator(".bench-status")).to_have_text("creating")
     expect(elsewhere.locator(".bench-meta")).to_contain_text("on local")
     expect(page.locator("#bench-count")).to_have_text("2")
@@ -275,7 +262,7 @@ def test_after_the_live_updates_were_cut_the_cards_catch_up_without_a_reload(ui,
     page = ui.new_page()
     page.route_web_socket(re.compile(r"/ws/$"), route)
     ui.sign_in(page, "alice", STRONG_PASSWORD, lands_on="/dashboard")
-    kept_card = browser_card(page, "kept")
+    kept_card = bench_card(page, "kept")
     expect(kept_card.locator(".bench-log")).to_contain_text("[create succeeded, exit code 0]")
     kept_log = kept_card.locator(".bench-log").text_content()
     page.evaluate("window.__sameDocument = true")
@@ -293,8 +280,8 @@ def test_after_the_live_updates_were_cut_the_cards_catch_up_without_a_reload(ui,
     expect(page.locator("#connection-state")).to_be_hidden()
     expect(kept_card.locator(".bench-status")).to_have_text("inactive")
     expect(kept_card.locator(".bench-error")).to_have_text("Powered off on the host")
-    expect(browser_card(page, "doomed")).to_have_count(0)
-    expect(browser_card(page, "added").locator(".bench-ssh")).to_have_text(
+    expect(bench_card(page, "doomed")).to_have_count(0)
+    expect(bench_card(page, "added").locator(".bench-ssh")).to_have_text(
         f"ssh -p 6100 alice@{added.host.connect_name}")
     expect(page.locator("#bench-count")).to_have_text("2")
     assert kept_card.locator(".bench-log").text_content() == kept_log, "the log stayed as it was"

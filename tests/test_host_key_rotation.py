@@ -10,20 +10,13 @@ from django.test import Client
 
 from benches import services
 from benches.models import DevBench, Host, Job
-from benches.provisioning import host_keys, transport
+from benches.provisioning import host_keys
 from tests.api_helpers import bearer_client
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_ssh_connections")]
 
 OLD_SECRET = "old-secret-" + "o" * 50
 NEW_SECRET = "new-secret-" + "n" * 50
-
-
-@pytest.fixture(autouse=True)
-def fresh_connections():
-    transport.close_all()
-    yield
-    transport.close_all()
 
 
 @pytest.fixture
