@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     if soft < min(hard, 16384):  # 1,000 WebSocket clients and their server side, in children too
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
 
-    from . import env as benv
+    from .env import prepare
+    from .results import machine_info, write_result
 
-    environment = benv.prepare()
+    environment = prepare()
     names = args.only or list(MODULES)
     results = []
     try:
-        machine = benv.machine_info(environment)
+        machine = machine_info(environment)
         print(f"machine: {machine['cpu']}, {machine['nproc']} cores, {machine['memory_gib']} GiB; "
               f"Python {machine['python']}; {machine['database']}; {machine['redis']}", flush=True)
         for name in names:
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(f"   ({result['seconds']} s)", flush=True)
             if not args.no_write:
-                benv.write_result(name, json.loads(json.dumps(result, default=str)))
+                write_result(name, json.loads(json.dumps(result, default=str)))
     finally:
         environment.close()
     print_table(results)

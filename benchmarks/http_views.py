@@ -20,7 +20,10 @@ import subprocess
 import time
 import urllib.request
 
-from . import env as benv
+from .data import make_users, session_cookie_for
+from .env import Environment
+from .measure import CpuMeter, tree_cpu_seconds
+from .stack import Stack
 
 NAME = "http"
 BENCHES = 20  # a user with a generous quota: the API's first page holds them all
@@ -50,10 +53,10 @@ def wrk(url: str, cookie: str, seconds: int) -> dict:
 def _wait_until_idle(pid: int, *, timeout: float = 60.0) -> None:
     """Wait until the server uses under 5 % of a core, so one run's backlog does not bill the next."""
     deadline = time.monotonic() + timeout
-    before = benv.tree_cpu_seconds(pid)
+    before = tree_cpu_seconds(pid)
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        after = benv.tree_cpu_seconds(pid)
+        after = tree_cpu_seconds(pid)
         if after - before < 0.025:
             return
         before = after
@@ -72,13 +75,13 @@ def _check(url: str, cookie: str, expect: bytes) -> None:
             raise RuntimeError(f"{url} answered {response.status} without {expect!r}")
 
 
-def run(environment: benv.Environment, *, quick: bool = False) -> dict:
+def run(environment: Environment, *, quick: bool = False) -> dict:
     from benches.models import DevBench, Host, Job
 
     seconds = 3 if quick else int(os.environ.get("BENCH_WRK_SECONDS", "6"))
     rounds = 1 if quick else int(os.environ.get("BENCH_HTTP_ROUNDS", "5"))
     environment.reset_state()
-    [user] = benv.make_users("web", 1)
+    [user] = make_users("web", 1)
     host = Host.objects.create(name="webhost", kind=Host.Kind.SSH, address="127.0.0.1", port=22, username="x",
                                script_path="/usr/local/bin/devbench-agent", capacity=1000)
     benches = DevBench.objects.bulk_create([
@@ -92,8 +95,8 @@ def run(environment: benv.Environment, *, quick: bool = False) -> dict:
             exit_code=0, last_seq=3)
         for bench in benches
     ])
-    cookie = benv.session_cookie_for(user)
-    stack = benv.Stack(environment, with_worker=False).start()
+    cookie = session_cookie_for(user)
+    stack = Stack(environment, with_worker=False).start()
     rounds_run: dict[str, list[dict]] = {}
     api_available = False
     try:
@@ -114,7 +117,7 @@ def run(environment: benv.Environment, *, quick: bool = False) -> dict:
         # Each round measures the ceiling right before the pages: on a shared machine the cores'
         # speed drifts by 2x within minutes, so a ratio is only taken within one round.
         targets = [("trivial", "/_bench/trivial"), *pages, ("trivial_anonymous", "/_bench/trivial-anonymous")]
-        meter = benv.CpuMeter(environment, web=stack.pid("web"))
+        meter = CpuMeter(environment, web=stack.pid("web"))
         with stack.profiled(NAME):
             for round_index in range(rounds):
                 for label, path in targets:

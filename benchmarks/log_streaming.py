@@ -27,8 +27,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import env as benv
 from . import wsclient
+from .data import api_keys_for, make_users, register_sshd_host
+from .env import Environment
+from .measure import CpuMeter, RemoteCpuGroup, collector_paused, load_average, median, percentile
+from .stack import Stack
 
 NAME = "log_streaming"
 TITLE = "Log streaming (50 jobs x 2,000 lines)"
@@ -90,8 +93,8 @@ def summarize(traces: list[StreamTrace], lines_per_job: int, started: float, pos
         "lines_per_second": round(received / run) if run else None,
         "span_seconds": round(span, 3) if span else None,
         "burst_lines_per_second": round(received / span) if span else None,
-        "latency_p50_ms": round(benv.percentile(latencies_ms, 50), 1) if latencies_ms else None,
-        "latency_p99_ms": round(benv.percentile(latencies_ms, 99), 1) if latencies_ms else None,
+        "latency_p50_ms": round(percentile(latencies_ms, 50), 1) if latencies_ms else None,
+        "latency_p99_ms": round(percentile(latencies_ms, 99), 1) if latencies_ms else None,
         "latency_max_ms": round(max(latencies_ms), 1) if latencies_ms else None,
         **(_latency_by_phase(traces, posted) if posted is not None else {}),
     }
@@ -103,8 +106,8 @@ def _latency_by_phase(traces: list[StreamTrace], posted: float) -> dict:
     after = [lat * 1000 for t in traces for lat, stamp in zip(t.latencies, t.stamps, strict=True) if stamp >= posted]
     return {
         "lines_printed_while_posting": len(during),
-        "latency_p99_ms_printed_while_posting": round(benv.percentile(during, 99), 1) if during else None,
-        "latency_p99_ms_printed_after_posts": round(benv.percentile(after, 99), 1) if after else None,
+        "latency_p99_ms_printed_while_posting": round(percentile(during, 99), 1) if during else None,
+        "latency_p99_ms_printed_after_posts": round(percentile(after, 99), 1) if after else None,
     }
 
 
@@ -140,7 +143,7 @@ def paramiko_round(sshd, script, tag: str, jobs: int, lines: int) -> dict:
 
 # --- DevBench: POST create, read the WebSocket ------------------------------------------------
 
-async def devbench_round(stack: benv.Stack, users, keys: dict[int, str], tag: str, lines: int) -> dict:
+async def devbench_round(stack: Stack, users, keys: dict[int, str], tag: str, lines: int) -> dict:
     clients = await wsclient.open_clients(stack.ws_url, [keys[user.pk] for user in users])
     traces = [StreamTrace() for _ in users]
     all_done = asyncio.Event()
@@ -206,7 +209,7 @@ def stored_lines(tag: str) -> int:
     return sum(1 for line in text.split("\n") if LINE_RE.match(line))
 
 
-def run(environment: benv.Environment, *, quick: bool = False, rounds: int | None = None,
+def run(environment: Environment, *, quick: bool = False, rounds: int | None = None,
         pool: str = "threads", concurrency: int | None = None, workers: int | None = None) -> dict:
     from tests.sshd import make_agent_script, start_sshd
 
@@ -218,7 +221,7 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
     nice = int(os.environ.get("BENCH_SSHD_NICE", "0"))
     if nice:  # the "remote host" yields the cores to DevBench, as a separate machine would not take them
         os.setpriority(os.PRIO_PROCESS, sshd.pid, nice)
-    remote_group = benv.RemoteCpuGroup(f"devbench-bench-remote-{os.getpid()}")
+    remote_group = RemoteCpuGroup(f"devbench-bench-remote-{os.getpid()}")
     remote_isolated = os.environ.get("BENCH_REMOTE_CGROUP", "1") != "0" and remote_group.enter(sshd.pid)
     print(f"  remote side (sshd and its agents) in a cpu cgroup of its own: {'yes' if remote_isolated else 'no'}",
           flush=True)
@@ -226,11 +229,11 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
     try:
         script = make_agent_script(tmp, script_name="agent", create_lines=lines, step_delay=0, output_format="human")
         state_dir = tmp / "agent.state"
-        benv.register_sshd_host("streamhost", sshd, script)
-        users = benv.make_users("stream", jobs)
-        keys = benv.api_keys_for(users)
+        register_sshd_host("streamhost", sshd, script)
+        users = make_users("stream", jobs)
+        keys = api_keys_for(users)
         workers = workers or int(os.environ.get("BENCH_WORKERS", "1"))
-        stack = benv.Stack(environment, worker_pool=pool, worker_concurrency=concurrency or jobs,
+        stack = Stack(environment, worker_pool=pool, worker_concurrency=concurrency or jobs,
                            workers=workers).start()
         # Warm-up, not counted: the worker opens its SSH connection, Daphne and the worker their
         # Redis and database connections, Python its caches (a cold start is provisioning's "first
@@ -240,16 +243,16 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
         results = []
         for number in range(rounds):
             shutil.rmtree(state_dir, ignore_errors=True)
-            load = benv.load_average()
-            meter = benv.CpuMeter(environment, sshd=sshd.pid)
-            with benv.collector_paused():
+            load = load_average()
+            meter = CpuMeter(environment, sshd=sshd.pid)
+            with collector_paused():
                 ceiling = paramiko_round(sshd, script, f"r{number}", jobs, lines)
             ceiling["cpu_seconds"] = meter.read()
             shutil.rmtree(state_dir, ignore_errors=True)
             tag = f"r{number}"
-            meter = benv.CpuMeter(environment, sshd=sshd.pid, web=stack.pid("web"),
+            meter = CpuMeter(environment, sshd=sshd.pid, web=stack.pid("web"),
                                   **{name: stack.pid(name) for name in stack.processes if name.startswith("worker")})
-            with stack.profiled(f"{NAME}-r{number}"), benv.collector_paused():
+            with stack.profiled(f"{NAME}-r{number}"), collector_paused():
                 devbench = asyncio.run(devbench_round(stack, users, keys, tag, lines))
             devbench["cpu_seconds"] = meter.read()
             devbench["stored_lines"] = stored_lines(tag)
@@ -271,9 +274,9 @@ def run(environment: benv.Environment, *, quick: bool = False, rounds: int | Non
     ordered = sorted(results, key=lambda r: r["devbench"]["lines_per_second"] or 0)
     median_round = ordered[len(ordered) // 2]
     dev, ceil = median_round["devbench"], median_round["ceiling"]
-    ceiling_rate = benv.median([r["ceiling"]["lines_per_second"] for r in results])
+    ceiling_rate = median([r["ceiling"]["lines_per_second"] for r in results])
     ratio = (dev["lines_per_second"] or 0) / ceiling_rate if ceiling_rate else None
-    burst_ceiling = benv.median([r["ceiling"]["burst_lines_per_second"] for r in results])
+    burst_ceiling = median([r["ceiling"]["burst_lines_per_second"] for r in results])
     lost_total = sum(r["devbench"]["lost"] + r["devbench"]["duplicates"] for r in results)
     in_order_all = all(r["devbench"]["streams_complete_in_order"] == jobs for r in results)
     stored_ok = all(r["devbench"]["stored_lines"] == jobs * lines for r in results)

@@ -16,14 +16,17 @@ import shlex
 import subprocess
 import time
 
-from . import env as benv
 from . import wsclient
+from .data import api_keys_for, make_users, register_sshd_host
+from .env import Environment
+from .measure import median, percentile
+from .stack import Stack
 
 NAME = "provisioning"
 TITLE = "Provisioning overhead (POST to script_complete vs bare ssh)"
 
 
-async def _timed_creates(stack: benv.Stack, key: str, names: list[str], sshd, script) -> list[dict]:
+async def _timed_creates(stack: Stack, key: str, names: list[str], sshd, script) -> list[dict]:
     ws = await wsclient.open_client(stack.ws_url, key)
     completes: asyncio.Queue = asyncio.Queue()
 
@@ -73,7 +76,7 @@ async def _timed_creates(stack: benv.Stack, key: str, names: list[str], sshd, sc
     return samples
 
 
-def run(environment: benv.Environment, *, quick: bool = False, pairs: int | None = None) -> dict:
+def run(environment: Environment, *, quick: bool = False, pairs: int | None = None) -> dict:
     from tests.sshd import make_agent_script, start_sshd
 
     pairs = pairs or (5 if quick else 30)
@@ -83,10 +86,10 @@ def run(environment: benv.Environment, *, quick: bool = False, pairs: int | None
     stack = None
     try:
         script = make_agent_script(tmp, script_name="agent", step_delay=0, output_format="human")
-        benv.register_sshd_host("provhost", sshd, script)
-        [user] = benv.make_users("prov", 1)
-        key = benv.api_keys_for([user])[user.pk]
-        stack = benv.Stack(environment, worker_pool="threads", worker_concurrency=50).start()
+        register_sshd_host("provhost", sshd, script)
+        [user] = make_users("prov", 1)
+        key = api_keys_for([user])[user.pk]
+        stack = Stack(environment, worker_pool="threads", worker_concurrency=50).start()
         names = [f"p{index}" for index in range(pairs + 1)]
         with stack.profiled(NAME):
             samples = asyncio.run(_timed_creates(stack, key, names, sshd, script))
@@ -101,16 +104,16 @@ def run(environment: benv.Environment, *, quick: bool = False, pairs: int | None
     bare = [s["bare_ssh_ms"] for s in measured]
     warm = [s["warm_exec_ms"] for s in measured]
     diffs = [s["devbench_ms"] - s["warm_exec_ms"] for s in measured]
-    overhead_bare = benv.median(dev) - benv.median(bare)
-    overhead = benv.median(dev) - benv.median(warm)
+    overhead_bare = median(dev) - median(bare)
+    overhead = median(dev) - median(warm)
     rows = [
-        ("create: POST to script_complete, median ms", round(benv.median(dev), 1), "", None),
-        ("bare `ssh host script create`, median ms", round(benv.median(bare), 1), "", None),
+        ("create: POST to script_complete, median ms", round(median(dev), 1), "", None),
+        ("bare `ssh host script create`, median ms", round(median(bare), 1), "", None),
         ("overhead over bare ssh (new connection) ms", round(overhead_bare, 1), "<= 150", overhead_bare <= 150),
-        ("same command on an open connection, median ms", round(benv.median(warm), 1), "", None),
+        ("same command on an open connection, median ms", round(median(warm), 1), "", None),
         ("overhead over the open connection ms", round(overhead, 1), "<= 150 (stricter)", overhead <= 150),
-        ("  median of pairwise differences ms", round(benv.median(diffs), 1), "", None),
-        ("DevBench p90 ms", round(benv.percentile(dev, 90), 1), "", None),
+        ("  median of pairwise differences ms", round(median(diffs), 1), "", None),
+        ("DevBench p90 ms", round(percentile(dev, 90), 1), "", None),
         ("first create (worker opens its SSH connection) ms", round(first["devbench_ms"], 1), "", None),
     ]
     return {

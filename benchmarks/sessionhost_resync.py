@@ -15,7 +15,8 @@ import time
 import uuid
 from collections import Counter
 
-from . import env as benv
+from .data import make_users
+from .env import Environment
 
 NAME = "sessionhost_resync"
 TITLE = "Session-host resync (1,000 users in the Kubernetes emulator)"
@@ -36,7 +37,7 @@ def _in_place(manifest: dict) -> dict:
     return body
 
 
-def run(environment: benv.Environment, *, quick: bool = False) -> dict:
+def run(environment: Environment, *, quick: bool = False) -> dict:
     from django.conf import settings
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -56,7 +57,7 @@ def run(environment: benv.Environment, *, quick: bool = False) -> dict:
         kubeconfig.write_text(emulator.kubeconfig())
         settings.DEVBENCH_KUBECONFIG, settings.DEVBENCH_KUBE_IN_CLUSTER = str(kubeconfig), False
         config = SessionHostConfig.from_settings()
-        users = benv.make_users("kube", count)
+        users = make_users("kube", count)
         started = time.perf_counter()
         objects = 0
         for user in users:
@@ -90,7 +91,7 @@ def run(environment: benv.Environment, *, quick: bool = False) -> dict:
         cluster_only_wall = time.perf_counter() - started
         cluster_only_calls = len(emulator.calls)
 
-        [newcomer] = benv.make_users("newcomer", 1)
+        [newcomer] = make_users("newcomer", 1)
         emulator.clear_calls()
         started = time.perf_counter()
         status = services.ensure_session_host(user=newcomer)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import time
 
-from . import env as benv
+from .data import make_users, register_sshd_host, sshd_accepted
+from .env import Environment
 
 NAME = "status_sync"
 TITLE = "Status sync (1,000 benches on 4 hosts)"
@@ -27,7 +28,7 @@ def _write_vms(state_dir, names: list[str], stopped: set[str]) -> None:
         (vm_dir / f"{name}.json").write_text(json.dumps(record))
 
 
-def run(environment: benv.Environment, *, quick: bool = False) -> dict:
+def run(environment: Environment, *, quick: bool = False) -> dict:
     from benches import services
     from benches.models import DevBench
     from benches.provisioning import transport
@@ -38,14 +39,14 @@ def run(environment: benv.Environment, *, quick: bool = False) -> dict:
     tmp = environment.tmp / NAME
     servers = []
     try:
-        users = benv.make_users("sync", total // 10)
+        users = make_users("sync", total // 10)
         hosts, scripts = [], []
         for index in range(hosts_count):
             sshd = start_sshd(tmp / f"sshd{index}")
             servers.append(sshd)
             script = make_agent_script(tmp, script_name=f"agent{index}", step_delay=0, output_format="human")
             scripts.append(script)
-            hosts.append(benv.register_sshd_host(f"synchost{index}", sshd, script))
+            hosts.append(register_sshd_host(f"synchost{index}", sshd, script))
         benches = []
         for number in range(total):
             user = users[number % len(users)]
@@ -61,19 +62,19 @@ def run(environment: benv.Environment, *, quick: bool = False) -> dict:
             _write_vms(tmp / f"agent{index}.state", names, stopped)
 
         transport.close_all()
-        before = [benv.sshd_accepted(sshd) for sshd in servers]
+        before = [sshd_accepted(sshd) for sshd in servers]
         started = time.perf_counter()
         counts = services.sync_all_statuses()
         wall = time.perf_counter() - started
         transport.close_all()
         time.sleep(0.3)  # sshd writes its log line
-        connections = sum(benv.sshd_accepted(sshd) - b for sshd, b in zip(servers, before, strict=True))
+        connections = sum(sshd_accepted(sshd) - b for sshd, b in zip(servers, before, strict=True))
         changed = sum(c["changed"] for c in counts.values())
         inactive = DevBench.objects.filter(status=DevBench.Status.INACTIVE).count()
 
         # The original: one ssh per bench, one after another.
         sample = benches[:original_sample]
-        before = [benv.sshd_accepted(sshd) for sshd in servers]
+        before = [sshd_accepted(sshd) for sshd in servers]
         started = time.perf_counter()
         statuses = []
         for bench in sample:
@@ -82,7 +83,7 @@ def run(environment: benv.Environment, *, quick: bool = False) -> dict:
             statuses.append(result.stdout.strip())
         original_wall = time.perf_counter() - started
         time.sleep(0.3)
-        original_connections = sum(benv.sshd_accepted(sshd) - b for sshd, b in zip(servers, before, strict=True))
+        original_connections = sum(sshd_accepted(sshd) - b for sshd, b in zip(servers, before, strict=True))
     finally:
         for sshd in servers:
             sshd.stop()

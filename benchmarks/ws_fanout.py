@@ -13,14 +13,17 @@ import asyncio
 import time
 from collections import defaultdict
 
-from . import env as benv
 from . import wsclient
+from .data import api_keys_for, make_users
+from .env import Environment
+from .measure import CpuMeter, percentile
+from .stack import Stack
 
 NAME = "ws_fanout"
 TITLE = "WebSocket fan-out (1,000 clients, 100 users)"
 
 
-async def _measure(stack: benv.Stack, users, keys, benches, per_user: int, gap: float) -> dict:
+async def _measure(stack: Stack, users, keys, benches, per_user: int, gap: float) -> dict:
     from asgiref.sync import sync_to_async
 
     from benches.models import DevBench
@@ -97,27 +100,27 @@ async def _measure(stack: benv.Stack, users, keys, benches, per_user: int, gap: 
 
 def _stats(values: list[float]) -> dict:
     return {"deliveries": len(values),
-            "p50_ms": round(benv.percentile(values, 50), 1) if values else None,
-            "p99_ms": round(benv.percentile(values, 99), 1) if values else None,
+            "p50_ms": round(percentile(values, 50), 1) if values else None,
+            "p99_ms": round(percentile(values, 99), 1) if values else None,
             "max_ms": round(max(values), 1) if values else None}
 
 
-def run(environment: benv.Environment, *, quick: bool = False) -> dict:
+def run(environment: Environment, *, quick: bool = False) -> dict:
     from benches.models import DevBench, Host
 
     users_count, per_user = (20, 5) if quick else (100, 10)
     environment.reset_state()
-    users = benv.make_users("fan", users_count)
-    keys = benv.api_keys_for(users)
+    users = make_users("fan", users_count)
+    keys = api_keys_for(users)
     host = Host.objects.create(name="fanhost", kind=Host.Kind.SSH, address="127.0.0.1", port=22, username="x",
                                script_path="/usr/local/bin/devbench-agent", capacity=10000)
     benches = DevBench.objects.bulk_create([
         DevBench(user=user, host=host, name="fan", actual_name=f"{user.username}_fan", status=DevBench.Status.ACTIVE)
         for user in users
     ])
-    stack = benv.Stack(environment, with_worker=False).start()
+    stack = Stack(environment, with_worker=False).start()
     try:
-        meter = benv.CpuMeter(environment, web=stack.pid("web"))
+        meter = CpuMeter(environment, web=stack.pid("web"))
         with stack.profiled(NAME):
             figures = asyncio.run(_measure(stack, users, keys, benches, per_user, gap=0.02))
         figures["cpu_seconds"] = meter.read()
