@@ -210,7 +210,7 @@ def stored_lines(tag: str) -> int:
 
 
 def run(environment: Environment, *, quick: bool = False, rounds: int | None = None,
-        pool: str = "threads", concurrency: int | None = None, workers: int | None = None) -> dict:
+        pool: str = "prefork", concurrency: int | None = None, workers: int | None = None) -> dict:
     from tests.sshd import make_agent_script, start_sshd
 
     jobs, lines = (10, 500) if quick else (50, int(os.environ.get("BENCH_STREAM_LINES", "2000")))
@@ -233,8 +233,9 @@ def run(environment: Environment, *, quick: bool = False, rounds: int | None = N
         users = make_users("stream", jobs)
         keys = api_keys_for(users)
         workers = workers or int(os.environ.get("BENCH_WORKERS", "1"))
-        stack = Stack(environment, worker_pool=pool, worker_concurrency=concurrency or jobs,
-                           workers=workers).start()
+        pool = os.environ.get("BENCH_WORKER_POOL", pool)
+        concurrency = concurrency or int(os.environ.get("BENCH_WORKER_CONCURRENCY", "16"))
+        stack = Stack(environment, worker_pool=pool, worker_concurrency=concurrency, workers=workers).start()
         # Warm-up, not counted: the worker opens its SSH connection, Daphne and the worker their
         # Redis and database connections, Python its caches (a cold start is provisioning's "first
         # create").
@@ -306,7 +307,7 @@ def run(environment: Environment, *, quick: bool = False, rounds: int | None = N
         "name": NAME,
         "title": TITLE,
         "config": {"jobs": jobs, "lines_per_job": lines, "rounds": rounds, "worker_pool": pool,
-                   "worker_concurrency": concurrency or jobs, "worker_processes": workers, "sshd_nice": nice,
+                   "worker_concurrency": concurrency, "worker_processes": workers, "sshd_nice": nice,
                    "remote_side_in_own_cgroup": remote_isolated},
         "rounds": results,
         "median_round": median_round,

@@ -89,7 +89,7 @@ def run(environment: Environment, *, quick: bool = False, pairs: int | None = No
         register_sshd_host("provhost", sshd, script)
         [user] = make_users("prov", 1)
         key = api_keys_for([user])[user.pk]
-        stack = Stack(environment, worker_pool="threads", worker_concurrency=50).start()
+        stack = Stack(environment).start()
         names = [f"p{index}" for index in range(pairs + 1)]
         with stack.profiled(NAME):
             samples = asyncio.run(_timed_creates(stack, key, names, sshd, script))
@@ -119,8 +119,8 @@ def run(environment: Environment, *, quick: bool = False, pairs: int | None = No
     return {
         "name": NAME,
         "title": TITLE,
-        "config": {"pairs": len(measured), "ssh_client": bare_version, "worker_pool": "threads",
-                   "worker_concurrency": 50},
+        "config": {"pairs": len(measured), "ssh_client": bare_version, "worker_pool": "prefork",
+                   "worker_concurrency": 4},
         "samples": samples,
         "overhead_ms": overhead,
         "overhead_over_bare_ssh_ms": overhead_bare,

@@ -31,8 +31,8 @@ class Stack:
     """Daphne and (optionally) a Celery worker, started against the benchmark database."""
 
     env: Environment
-    worker_pool: str = "threads"
-    worker_concurrency: int = 50
+    worker_pool: str = "prefork"  # what make run and deploy/ run
+    worker_concurrency: int = 4
     with_worker: bool = True
     workers: int = 1  # worker processes, each with worker_concurrency // workers slots
     port: int = field(default_factory=free_port)
