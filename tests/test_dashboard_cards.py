@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 
 import pytest
 from django.conf import settings as django_settings
@@ -64,6 +65,36 @@ def test_warm_dashboard_makes_three_queries_and_shows_the_same_cards(user_client
         page.index(f'data-bench-id="{bench.pk}"') for bench in benches)
     assert '<span id="bench-count">12</span>' in page
     assert "ssh -p 6003 alice@10.0.0.5" in card_of(page, benches[3])
+
+
+@pytest.fixture
+def cache_reads(monkeypatch):
+    """The keys the site's cache is asked for, in order (a spy: every read goes through)."""
+    from django.core.cache import cache
+
+    keys: list[str] = []
+    read = cache.get
+
+    def counting_get(key, *args, **kwargs):
+        keys.append(key)
+        return read(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", counting_get)
+    return keys
+
+
+def test_a_warm_dashboard_reads_its_cards_from_the_cache_at_once(user_client, user, host, cache_reads):
+    [changed, *_rest] = make_benches(user, host, 12)
+    user_client.get("/dashboard")
+    cache_reads.clear()
+    user_client.get("/dashboard")
+    # The list's fragment and the blank card the script clones, not one read per card.
+    assert Counter(key.split(".")[2] for key in cache_reads) == {"bench-list": 1, "bench-card": 1}
+    DevBench.objects.filter(pk=changed.pk).update(status=DevBench.Status.INACTIVE)
+    cache_reads.clear()
+    page = user_client.get("/dashboard").content.decode()
+    assert Counter(key.split(".")[2] for key in cache_reads) == {"bench-list": 1, "bench-card": 12 + 1}
+    assert 'data-status="inactive"' in card_of(page, changed)
 
 
 def test_a_status_change_shows_on_the_next_dashboard_load(user_client, user, host):
