@@ -137,11 +137,12 @@ def test_create_streams_the_log_live_and_a_reload_replays_it(ui, user, local_age
     expect(web.locator(".bench-status")).to_have_text("creating")
     expect(page.locator("#empty-state")).to_be_hidden()
     expect(page.locator("#bench-count")).to_have_text("1")
-    handle = web.element_handle()
     samples = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        sample = page.evaluate(CARD_SAMPLE_JS, handle)
+        # The locator finds the card afresh each time: htmx may swap in the server's rendering of it
+        # (hx-preserve moves the progress bar and the log into the new element).
+        sample = web.evaluate(CARD_SAMPLE_JS)
         samples.append(sample)
         if sample["status"] != "creating":
             break
