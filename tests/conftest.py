@@ -71,10 +71,16 @@ def _quick_flush():
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup):
-    """pytest-django's test database, dropped only once no thread of this process holds it: a
-    finished thread's connection is closed by the garbage collector (Django's connection wrapper
-    refers to itself through its ``ops`` and ``features``), so collect before the drop."""
+    """pytest-django's test database, dropped only once no thread of this process holds it.
+
+    The async tests' database calls run in asgiref's one thread for thread-sensitive work, which
+    outlives them with its connection open; a finished thread's connection is closed only by the
+    garbage collector (Django's connection wrapper refers to itself through ``ops``/``features``)."""
     yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
     gc.collect()
 
 
