@@ -83,6 +83,10 @@ class DevBench(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    latest_job = models.ForeignKey(
+        "Job", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+",
+        help_text="The bench's newest job, set when a job is created.",
+    )
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Q, QuerySet
 
 from accounts.models import User
 from devbench_site.errors import NotFound
@@ -11,21 +11,9 @@ from .models import DevBench, Host, Job, JobChunk
 from .provisioning import messages
 
 
-def _latest_job_id() -> Subquery:
-    """The id of a bench's newest job, as a correlated subquery (one query for a whole list)."""
-    newest = Job.objects.filter(bench=OuterRef("pk")).order_by("-created_at", "-id").values("pk")[:1]
-    return Subquery(newest)
-
-
 def benches_for(user: User) -> QuerySet[DevBench]:
-    """The user's benches in the dashboard's order, with their host and the id of their latest job
-    (``latest_job_id``), in one query."""
-    return (
-        DevBench.objects.filter(user=user)
-        .select_related("host")
-        .annotate(latest_job_id=_latest_job_id())
-        .order_by("created_at", "id")
-    )
+    """The user's benches in the dashboard's order, with their host, in one query."""
+    return DevBench.objects.filter(user=user).select_related("host").order_by("created_at", "id")
 
 
 def bench_counts_for(user: User, name: str) -> tuple[int, int]:

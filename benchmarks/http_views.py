@@ -95,6 +95,9 @@ def run(environment: Environment, *, quick: bool = False) -> dict:
             exit_code=0, last_seq=3)
         for bench in benches
     ])
+    for bench in benches:
+        bench.latest_job = Job.objects.filter(bench=bench).first()
+    DevBench.objects.bulk_update(benches, ["latest_job"])
     cookie = session_cookie_for(user)
     stack = Stack(environment, with_worker=False).start()
     rounds_run: dict[str, list[dict]] = {}

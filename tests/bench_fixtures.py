@@ -90,9 +90,10 @@ def build_active_bench(user, name: str, *, host: Host | None = None, ssh_port: i
     bench = DevBench.objects.create(user=user, host=host, name=name, actual_name=actual_name,
                                     status=DevBench.Status.ACTIVE, ssh_info=str(ssh_port), vnc_info=str(ssh_port + 1))
     now = timezone.now()
-    Job.objects.create(bench=bench, original_bench_id=bench.pk, bench_name=name, vm_name=actual_name, owner=user,
-                       requested_by=user, host=host, command=Job.Command.CREATE, state=Job.State.SUCCEEDED,
-                       exit_code=0, started_at=now, finished_at=now)
+    bench.latest_job = Job.objects.create(
+        bench=bench, original_bench_id=bench.pk, bench_name=name, vm_name=actual_name, owner=user, requested_by=user,
+        host=host, command=Job.Command.CREATE, state=Job.State.SUCCEEDED, exit_code=0, started_at=now, finished_at=now)
+    bench.save(update_fields=["latest_job"])
     return bench
 
 

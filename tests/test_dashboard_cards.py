@@ -16,6 +16,7 @@ from django.test import Client, override_settings
 from benches import services as bench_services
 from benches.models import DevBench, Host, Job
 from benches.provisioning.messages import chunk_text
+from benches.services.jobs import new_job
 from tests.bench_fixtures import wait_for_status
 from tests.browser_fixtures import bench_card
 from tests.conftest import STRONG_PASSWORD
@@ -35,9 +36,10 @@ def make_benches(user, host, count: int, *, first: int = 0) -> list[DevBench]:
         for index in range(first, first + count)
     ]
     for bench in benches:
-        Job.objects.create(bench=bench, original_bench_id=bench.pk, bench_name=bench.name, vm_name=bench.actual_name,
-                           owner=user, requested_by=user, host=host, command=Job.Command.CREATE,
-                           state=Job.State.SUCCEEDED, exit_code=0)
+        bench.latest_job = Job.objects.create(
+            bench=bench, original_bench_id=bench.pk, bench_name=bench.name, vm_name=bench.actual_name, owner=user,
+            requested_by=user, host=host, command=Job.Command.CREATE, state=Job.State.SUCCEEDED, exit_code=0)
+        bench.save(update_fields=["latest_job"])
     return benches
 
 
@@ -124,8 +126,7 @@ def test_a_new_job_a_host_change_and_new_or_deleted_benches_show(user_client, us
     benches = make_benches(user, host, 3)
     user_client.get("/dashboard")
 
-    job = Job.objects.create(bench=benches[0], original_bench_id=benches[0].pk, bench_name="vm0", vm_name="alice_vm0",
-                             owner=user, requested_by=user, host=host, command=Job.Command.STOP)
+    job = new_job(bench=benches[0], command=Job.Command.STOP, actor=user)
     assert f'data-latest-job-id="{job.pk}"' in card_of(user_client.get("/dashboard").content.decode(), benches[0])
 
     Host.objects.filter(pk=host.pk).update(public_host="hv1.example.com")

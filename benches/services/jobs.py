@@ -38,7 +38,8 @@ WORKER_LOST_MESSAGE = (
 
 
 def new_job(*, bench: DevBench, command: str, actor: User | None) -> Job:
-    return Job.objects.create(
+    """A queued job for ``bench``, recorded as the bench's latest."""
+    job = Job.objects.create(
         bench=bench,
         original_bench_id=bench.pk,
         bench_name=bench.name,
@@ -48,6 +49,9 @@ def new_job(*, bench: DevBench, command: str, actor: User | None) -> Job:
         host_id=bench.host_id,
         command=command,
     )
+    DevBench.objects.filter(pk=bench.pk).update(latest_job=job)
+    bench.latest_job = job
+    return job
 
 
 def dispatch(job: Job) -> None:
