@@ -1,4 +1,4 @@
-"""Access rules for the seed's routes: anonymous users go to ``/login`` (exactly, as the seed
+"""Access rules for the compatible routes: anonymous users go to ``/login`` (exactly, as the original
 says), signed-in users who lack the role get 403."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from django.http import HttpResponseRedirect, JsonResponse
 LOGIN_PATH = "/login"
 
 
-def login_required_seed(view):
+def sign_in_required(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
@@ -22,7 +22,7 @@ def login_required_seed(view):
 
 def admin_required_json(view):
     @wraps(view)
-    @login_required_seed
+    @sign_in_required
     def wrapper(request, *args, **kwargs):
         if not request.user.is_staff:
             return JsonResponse({"error": "Admin access required"}, status=403)

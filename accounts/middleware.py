@@ -1,4 +1,4 @@
-"""Bearer API-key authentication for every route (seed routes, API, WebSocket handshakes use
+"""Bearer API-key authentication for every route (compatible routes, API, WebSocket handshakes use
 their own path). A valid key sets ``request.user`` and exempts the request from CSRF, since a
 browser never sends a Bearer header on its own; an invalid one is refused with 401."""
 

@@ -1,6 +1,6 @@
 """Account actions (writes): users, passwords, the bootstrap admin and API keys.
 
-The seed's admin routes, the Django admin, the management commands and the REST API all call
+The original's admin routes, the Django admin, the management commands and the REST API all call
 these functions, so each rule lives here once.
 """
 

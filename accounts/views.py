@@ -16,7 +16,7 @@ from devbench_site.errors import DomainError, error_body
 from devbench_site.request_data import body_fields
 
 from . import login_throttle, selectors, services
-from .decorators import login_required_seed
+from .decorators import sign_in_required
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ USER_INITIATED_FETCH_SITES = ("same-origin", "none")
 
 @require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
-    """Sign out (POST, CSRF-checked; or the seed's GET) and go to the sign-in page.
+    """Sign out (POST, CSRF-checked; or the original's GET) and go to the sign-in page.
 
     A GET that a browser marks as coming from another site (a link, an image) does not sign out.
     A GET without ``Sec-Fetch-Site`` does: browsers that send cookies along with cross-site
@@ -102,7 +102,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required_seed
+@sign_in_required
 def user_info(request: HttpRequest) -> JsonResponse:
     user = request.user
     return JsonResponse({"userId": user.pk, "username": user.username, "isAdmin": user.is_staff})
@@ -114,13 +114,13 @@ def _api_keys_page(request: HttpRequest, *, status: int = 200, **context) -> Htt
     return render(request, "accounts/api_keys.html", context, status=status)
 
 
-@login_required_seed
+@sign_in_required
 @require_GET
 def api_keys_page(request: HttpRequest) -> HttpResponse:
     return _api_keys_page(request)
 
 
-@login_required_seed
+@sign_in_required
 @require_POST
 def api_key_create(request: HttpRequest) -> HttpResponse:
     try:
@@ -130,7 +130,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
     return _api_keys_page(request, new_key=raw_key, new_key_name=key.name)
 
 
-@login_required_seed
+@sign_in_required
 @require_POST
 def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     try:

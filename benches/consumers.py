@@ -1,9 +1,9 @@
-"""The WebSocket: a user's bench events (the seed's ``script_output``, ``script_complete``,
+"""The WebSocket: a user's bench events (the original's ``script_output``, ``script_complete``,
 ``status_update``) and replay of stored job logs.
 
 Only a signed-in session (from a page of this site's origin) or a Bearer API key may connect;
 others are closed with 4401 (4403 for a session from another origin). The connection joins its
-own user's group at once; the seed's ``register`` is accepted for the connection's own user id
+own user's group at once; the original's ``register`` is accepted for the connection's own user id
 and refused for any other. ``replay`` sends the stored chunks
 after a sequence number, then the live ones, with no gap and no duplicate: live messages for
 that job are held back while the stored ones are read and sent, then deduplicated by ``seq``.

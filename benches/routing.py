@@ -1,4 +1,4 @@
-"""WebSocket routes: ``/`` (the seed's ``new WebSocket('ws://localhost:9090')``) and ``/ws/``."""
+"""WebSocket routes: ``/`` (the original's ``new WebSocket('ws://localhost:9090')``) and ``/ws/``."""
 
 from django.urls import path
 

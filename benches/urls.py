@@ -1,4 +1,4 @@
-"""The seed's bench routes (exact paths), plus start/stop/cancel in the same style and the
+"""The compatible bench routes (exact paths), plus start/stop/cancel in the same style and the
 dashboard's card fragments."""
 
 from django.urls import path

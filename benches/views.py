@@ -1,4 +1,4 @@
-"""The seed's bench routes (exact JSON and codes), the dashboard, help and SSH config download."""
+"""The compatible bench routes (exact JSON and codes), the dashboard, help and SSH config download."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.decorators import login_required_seed
+from accounts.decorators import sign_in_required
 from devbench_site.errors import NotFound, json_errors
 from devbench_site.request_data import body_fields
 
@@ -19,7 +19,7 @@ SUCCESS = {"success": True}
 
 
 def _json_action(action: Callable[[HttpRequest, int], dict]) -> Callable:
-    """Run a service action for an owned bench and answer the seed's JSON."""
+    """Run a service action for an owned bench and answer the original's JSON."""
 
     @json_errors
     def view(request: HttpRequest, object_id: int) -> JsonResponse:
@@ -27,11 +27,11 @@ def _json_action(action: Callable[[HttpRequest, int], dict]) -> Callable:
 
     view.__name__ = action.__name__
     view.__doc__ = action.__doc__
-    return login_required_seed(view)
+    return sign_in_required(view)
 
 
 @require_POST
-@login_required_seed
+@sign_in_required
 @json_errors
 def create_devbench(request: HttpRequest) -> JsonResponse:
     fields = body_fields(request)
@@ -74,7 +74,7 @@ cancel_job = require_POST(_json_action(_cancel_job))
 
 
 @require_GET
-@login_required_seed
+@sign_in_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     if request.user.is_staff:
         return HttpResponseRedirect("/admin")
@@ -90,7 +90,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required_seed
+@sign_in_required
 def bench_cards(request: HttpRequest) -> HttpResponse:
     """The dashboard's list of cards alone (the script swaps it in after live updates were cut)."""
     return render(
@@ -101,7 +101,7 @@ def bench_cards(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required_seed
+@sign_in_required
 def bench_card(request: HttpRequest, object_id: int) -> HttpResponse:
     """One of the user's bench cards (the script swaps it in for a new bench); 404 for any other."""
     try:
@@ -114,7 +114,7 @@ def bench_card(request: HttpRequest, object_id: int) -> HttpResponse:
 
 
 @require_GET
-@login_required_seed
+@sign_in_required
 def help_page(request: HttpRequest) -> HttpResponse:
     benches = list(selectors.benches_for(request.user))
     return render(
@@ -128,7 +128,7 @@ def help_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required_seed
+@sign_in_required
 def ssh_config_download(request: HttpRequest) -> HttpResponse:
     text = ssh_config.render(request.user, list(selectors.benches_for(request.user)))
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")

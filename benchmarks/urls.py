@@ -5,7 +5,7 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.views.decorators.http import require_GET
 
-from accounts.decorators import login_required_seed
+from accounts.decorators import sign_in_required
 from devbench_site.urls import handler400, handler403, handler404, handler500  # noqa: F401
 
 
@@ -14,7 +14,7 @@ def trivial_anonymous(request):
     return HttpResponse(b"ok", content_type="text/plain")
 
 
-trivial = require_GET(login_required_seed(lambda request: HttpResponse(b"ok", content_type="text/plain")))
+trivial = require_GET(sign_in_required(lambda request: HttpResponse(b"ok", content_type="text/plain")))
 
 urlpatterns = [
     path("_bench/trivial", trivial),

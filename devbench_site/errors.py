@@ -1,4 +1,4 @@
-"""Domain errors shared by every app, and their one mapping to the seed's ``{"error": ...}``.
+"""Domain errors shared by every app, and their one mapping to the original's ``{"error": ...}``.
 
 Services raise these. The DRF API renders them through its exception handler
 (``devbench_site.api.exceptions``), the compatible JSON routes through ``json_errors``; both
@@ -55,7 +55,7 @@ class Unavailable(DomainError):
 
 
 def error_body(message: str, fields: dict[str, list[str]] | None = None) -> dict:
-    """The seed's error shape, with field errors listed when there are any."""
+    """The original's error shape, with field errors listed when there are any."""
     body: dict = {"error": message}
     if fields:
         body["fields"] = fields
@@ -63,7 +63,7 @@ def error_body(message: str, fields: dict[str, list[str]] | None = None) -> dict
 
 
 def json_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """A non-DRF JSON route: a domain error it raises answers the seed's JSON error and its code."""
+    """A non-DRF JSON route: a domain error it raises answers the original's JSON error and its code."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:

@@ -68,7 +68,7 @@ def _declared_length(request: HttpRequest) -> int:
 
 
 def payload_too_large(request: HttpRequest) -> HttpResponse:
-    """413: the seed's JSON error for JSON and API clients, the error page for a browser."""
+    """413: the original's JSON error for JSON and API clients, the error page for a browser."""
     if wants_json(request) or request.path.startswith("/api/"):
         return JsonResponse(error_body(TOO_LARGE_MESSAGE), status=413)
     return render(request, "error.html", {"status": 413, "message": TOO_LARGE_MESSAGE}, status=413)

@@ -1,4 +1,4 @@
-"""Reading a request body that may be JSON or a form, as the seed's routes accept both."""
+"""Reading a request body that may be JSON or a form, as the compatible routes accept both."""
 
 from __future__ import annotations
 

@@ -248,14 +248,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "devbench_site.api.schema.AutoSchema",
 }
 # Requests per user to the API ("N/sec|min|hour|day"); bench creation has its own hourly limit
-# (DEVBENCH_CREATE_LIMIT_PER_HOUR), the same for the seed route and the API.
+# (DEVBENCH_CREATE_LIMIT_PER_HOUR), the same for the compatible route and the API.
 DEVBENCH_API_RATE = env.str("DEVBENCH_API_RATE", default="100/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": DEVBENCH_API_RATE}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "DevBench API",
     "DESCRIPTION": (
-        "DevBench's JSON API (v1) and the seed's routes. Authenticate with an API key "
+        "DevBench's JSON API (v1) and the compatible routes. Authenticate with an API key "
         "(`Authorization: Bearer dbk_…`) or the session cookie (with the CSRF token on unsafe requests). "
         "Errors are `{\"error\": \"...\"}` with field errors under `fields`. The WebSocket's messages are "
         "the `Ws…` schemas; see docs/websocket.md."
@@ -282,7 +282,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "devbench_site.api.schema.add_error_component",
-        "devbench_site.api.seed_schema.add_seed_routes",
+        "devbench_site.api.compatible_schema.add_compatible_routes",
         "devbench_site.api.schema.add_links",
     ],
 }

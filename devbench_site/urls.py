@@ -1,4 +1,4 @@
-"""Routes: the seed's routes keep their exact paths; the admin panel is the Django admin."""
+"""Routes: the compatible routes keep their exact paths; the admin panel is the Django admin."""
 
 from django.contrib import admin
 from django.http import HttpResponseRedirect

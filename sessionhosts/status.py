@@ -1,4 +1,4 @@
-"""The seed's ``SessionHostStatus``, computed from the live Pod and Certificate (pure, no I/O)."""
+"""The original's ``SessionHostStatus``, computed from the live Pod and Certificate (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class SessionHostStatus:
     pod_phase: str = ""  # "" when the pod does not exist
 
     def as_json(self) -> dict[str, Any]:
-        """The body, keys in the seed's order; empty reason, zero count and unknown time omitted."""
+        """The body, keys in the original's order; empty reason, zero count and unknown time omitted."""
         body: dict[str, Any] = {
             "ready": self.ready,
             "podName": self.pod_name,

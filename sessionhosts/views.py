@@ -1,6 +1,6 @@
 """The dev-pod-api session-host endpoints (DRF, thin): create-or-get and live status.
 
-Errors are the seed's ``{"error": "..."}``: 401 ``not authenticated`` for anonymous callers,
+Errors are the original's ``{"error": "..."}``: 401 ``not authenticated`` for anonymous callers,
 403 ``subject mismatch`` for another user's status, 503 when Kubernetes is not configured, 500 with
 the API server's reason when it fails.
 """

@@ -1,4 +1,4 @@
-"""A password reset is what an admin does to a compromised account: every path (the seed's JSON
+"""A password reset is what an admin does to a compromised account: every path (the original's JSON
 route, the API, the admin panel's action and its password form) revokes the user's API keys
 and refuses another admin's password; an admin may still change their own."""
 
@@ -28,7 +28,7 @@ def carol_with_keys(make_user):
     return carol, raw_keys
 
 
-def test_seed_route_reset_revokes_the_users_keys(admin_client_, carol_with_keys):
+def test_compatible_route_reset_revokes_the_users_keys(admin_client_, carol_with_keys):
     carol, raw_keys = carol_with_keys
     response = admin_client_.post(f"/admin/reset-password/{carol.pk}", data=json.dumps({"newPassword": NEW_PASSWORD}),
                                   content_type="application/json")

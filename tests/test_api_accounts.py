@@ -127,7 +127,7 @@ def test_reset_password(admin_api, user):
     assert Client().login(username="alice", password="Another-Pass-77")
     weak = post_json(admin_api, f"/api/v1/users/{user.pk}/reset-password/", {"newPassword": "123"})
     assert weak.status_code == 400
-    assert list(weak.json()["fields"]) == ["newPassword"]  # the seed's field name, as sent
+    assert list(weak.json()["fields"]) == ["newPassword"]  # the original's field name, as sent
 
 
 def test_admins_cannot_be_deleted_or_reset(admin_api, make_user):

@@ -200,10 +200,10 @@ def test_duplicate_quota_and_hourly_limit_are_the_services_rules(api, user, loca
     limited = post_json(api, "/api/v1/benches/", {"name": "a3"})
     assert (limited.status_code, limited.json()) == (
         429, {"error": "You can create at most 2 DevBenches per hour; try later"})
-    # The seed route counts against the same limit: one rule, one counter.
-    seed = Client()
-    seed.force_login(user)
-    assert post_json(seed, "/create-devbench", {"name": "a4"}).status_code == 429
+    # The compatible route counts against the same limit: one rule, one counter.
+    compatible = Client()
+    compatible.force_login(user)
+    assert post_json(compatible, "/create-devbench", {"name": "a4"}).status_code == 429
 
 
 def test_no_host_with_capacity_is_503(api, settings):

@@ -182,11 +182,11 @@ def test_every_operation_has_schemas_and_examples(schema):
                 assert "example" in media or "examples" in media, (label, code, media_type)
         for code, response in operation["responses"].items():
             if code.startswith(("4", "5")) and "application/json" in response.get("content", {}) and (
-                    path != "/health"):  # the seed's health check answers 503 in its own shape
+                    path != "/health"):  # the original's health check answers 503 in its own shape
                 assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
 
-def test_schema_covers_the_api_the_seed_routes_and_the_session_host_endpoints(schema):
+def test_schema_covers_the_api_the_compatible_routes_and_the_session_host_endpoints(schema):
     paths = set(schema["paths"])
     assert {
         "/api/v1/me/", "/api/v1/benches/", "/api/v1/benches/{id}/", "/api/v1/benches/{id}/activate/",

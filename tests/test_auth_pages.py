@@ -1,4 +1,4 @@
-"""Sign-in, sign-out and every redirect rule of the seed's pages."""
+"""Sign-in, sign-out and every redirect rule of the compatible pages."""
 
 from __future__ import annotations
 

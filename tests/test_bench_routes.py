@@ -1,4 +1,4 @@
-"""The seed's bench routes on the built-in local host (the real agent, simulated backend)."""
+"""The compatible bench routes on the built-in local host (the real agent, simulated backend)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_non_string_name_is_400(user_client, local_agent):
     assert response.json() == {"error": "Field 'name' must be a string"}
 
 
-def test_duplicate_name_is_400_with_seed_message(user_client, user, local_agent, make_user):
+def test_duplicate_name_is_400_with_the_original_message(user_client, user, local_agent, make_user):
     assert create(user_client, "dup").status_code == 200
     response = create(user_client, "dup")
     assert response.status_code == 400

@@ -1,5 +1,5 @@
 """Limits hold when their requests race: many creates at once against the bench quota and the
-hourly create limit, on the seed route and the API, and a burst of sign-ins against the failed
+hourly create limit, on the compatible route and the API, and a burst of sign-ins against the failed
 sign-in lockout and the cap on password checks at once. Every test sends real parallel requests
 to a live Daphne (tests/concurrency.py); a new limit (vCPUs, memory, disk) gets a test here."""
 
@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PARALLEL = 20
 QUOTA_MESSAGE = "DevBench quota reached: you have 5 of 5. Delete one first."
 
-# (path, status of a create) for the seed's route and the API.
-ROUTES = {"seed": ("/create-devbench", 200), "api": ("/api/v1/benches/", 201)}
+# (path, status of a create) for the compatible route and the API.
+ROUTES = {"compatible": ("/create-devbench", 200), "api": ("/api/v1/benches/", 201)}
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def test_create_streams_to_a_real_websocket_client_through_daphne(live_stack, us
     print(f"\nPOST to script_complete minus the job's own run time: {overhead_ms:.0f} ms")
 
 
-def test_dashboard_replays_over_the_seed_websocket_path_with_a_session(live_stack, user, local_agent):
+def test_dashboard_replays_over_the_compatible_websocket_path_with_a_session(live_stack, user, local_agent):
     # Sign in with the form like a browser, then open the WebSocket with the session cookie.
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))

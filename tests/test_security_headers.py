@@ -1,5 +1,5 @@
 """What the responses tell browsers: signed-in responses are never stored, the CSP connects only
-to this origin, and a cross-site link cannot sign a user out through the seed's ``GET /logout``."""
+to this origin, and a cross-site link cannot sign a user out through the original's ``GET /logout``."""
 
 from __future__ import annotations
 

@@ -351,7 +351,7 @@ def test_atch_session_count_comes_from_the_annotation(value, count):
     assert status_from(namespace="ns", pod=pod(annotations=annotations), certificate=None).atch_session_count == count
 
 
-def test_body_has_the_seed_keys_in_order_and_omits_empty_ones():
+def test_body_has_the_original_keys_in_order_and_omits_empty_ones():
     full = SessionHostStatus(
         ready=True, pod_name="session-host", namespace="devbench-alice", cert_ready=False,
         cert_pending_reason="Pending", atch_session_count=2,

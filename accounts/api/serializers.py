@@ -102,6 +102,6 @@ class UserCreateSerializer(serializers.Serializer):
     "New password", value={"newPassword": "Correct-Horse-9"}, request_only=True,
 )])
 class ResetPasswordSerializer(serializers.Serializer):
-    # ``source`` maps the service's "password" field errors back to the seed's name.
+    # ``source`` maps the service's "password" field errors back to the original's name.
     newPassword = documented(serializers.CharField(source="password", trim_whitespace=False),
                              minLength=8, description="Checked by the site's password rules.")

@@ -1,5 +1,5 @@
 """The accounts API: who am I, your API keys, and users (admins). Thin: parse, call
-``accounts.services`` / ``accounts.selectors`` (as the seed's admin routes and the admin panel
+``accounts.services`` / ``accounts.selectors`` (as the compatible admin routes and the admin panel
 do), render."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .. import selectors, services
 from ..models import APIKey, User
 from . import serializers as s
 
-ID_REGEX = ObjectIdConverter.regex  # as the seed routes: a huge id is a 404, not an overflow
+ID_REGEX = ObjectIdConverter.regex  # as the compatible routes: a huge id is a 404, not an overflow
 
 
 class MeView(APIView):

@@ -1,6 +1,6 @@
 """The benches API: benches and their actions, jobs and their logs, hosts (admins). Thin: each
 endpoint parses with a serializer, calls ``benches.services`` / ``benches.selectors`` (the same
-functions as the seed's routes, the admin panel and the tasks) and renders the result."""
+functions as the compatible routes, the admin panel and the tasks) and renders the result."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .. import selectors, services
 from ..models import DevBench, Host, Job
 from . import serializers as s
 
-ID_REGEX = ObjectIdConverter.regex  # as the seed routes: a huge id is a 404, not an overflow
+ID_REGEX = ObjectIdConverter.regex  # as the compatible routes: a huge id is a 404, not an overflow
 JOB_ACCEPTED = OpenApiResponse(s.JobSerializer, description="Queued: the job that carries the action out.")
 BUSY = documented_error(409, "Another change of this bench is under way, or it is being deleted.")
 
@@ -105,7 +105,7 @@ class BenchViewSet(viewsets.GenericViewSet):
     @extend_schema(
         operation_id="benches_refresh_status",
         summary="Check a bench's status now",
-        description="Runs the status command on the host and stores the result (as the seed's "
+        description="Runs the status command on the host and stores the result (as the original's "
         "`GET /check-status/{id}`). While a create or delete is under way, the stored status.",
         request=None,
         responses={200: s.BenchStatusSerializer},

@@ -1,4 +1,4 @@
-"""The WebSocket messages, as the seed defines them (``type``, ``devbenchId``, ``data`` /
+"""The WebSocket messages, as the original defines them (``type``, ``devbenchId``, ``data`` /
 ``exitCode`` / ``status``), plus ``jobId`` and ``seq`` so clients can replay and deduplicate."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The API's one exception handler: every error is the seed's ``{"error": "..."}``, with the
+"""The API's one exception handler: every error is the original's ``{"error": "..."}``, with the
 field errors listed under ``"fields"`` when there are any.
 
 Domain errors raised by the services keep their message and status code; DRF's own exceptions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-ADMIN_REQUIRED = "Admin access required"  # the seed's admin routes say the same
+ADMIN_REQUIRED = "Admin access required"  # the compatible admin routes say the same
 
 
 class IsAdmin(BasePermission):

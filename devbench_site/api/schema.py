@@ -1,6 +1,6 @@
 """The OpenAPI description (drf-spectacular): the error responses every operation can give,
 the Bearer API-key security scheme, and a postprocessing hook that adds what DRF does not
-describe by itself (the seed's routes and the WebSocket messages, see ``seed_schema``).
+describe by itself (the compatible routes and the WebSocket messages, see ``compatible_schema``).
 
 This module is imported by ``devbench_site.api.urls`` so that its extensions are registered
 before a schema is generated.
@@ -19,7 +19,7 @@ ERROR_SCHEMA_NAME = "Error"
 ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}
 ERROR_SCHEMA = {
     "type": "object",
-    "description": 'Every error: the seed\'s `{"error": "..."}`, with field errors listed under `fields`.',
+    "description": 'Every error: the original\'s `{"error": "..."}`, with field errors listed under `fields`.',
     "properties": {
         "error": {"type": "string", "description": "What went wrong, for people."},
         "fields": {
@@ -145,14 +145,14 @@ LINKS = {
         "users_retrieve", "users_reset_password", "users_destroy")},
     ("hosts_create", "201"): {f"host_{op}": (op, "$response.body#/id") for op in (
         "hosts_retrieve", "hosts_partial_update", "hosts_disable", "hosts_enable", "hosts_destroy")},
-    ("seed_create_devbench", "200"): {f"seed_{op}": (op, "$response.body#/devbenchId") for op in (
-        "seed_delete_devbench", "seed_activate_devbench", "seed_start_devbench", "seed_stop_devbench",
-        "seed_check_status")},
+    ("compatible_create_devbench", "200"): {f"compatible_{op}": (op, "$response.body#/devbenchId") for op in (
+        "compatible_delete_devbench", "compatible_activate_devbench", "compatible_start_devbench",
+        "compatible_stop_devbench", "compatible_check_status")},
 }
 
 
 def add_links(result, generator, request, public):
-    """Postprocessing hook (after the seed routes are in): the ``LINKS`` above."""
+    """Postprocessing hook (after the compatible routes are in): the ``LINKS`` above."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):

@@ -1,6 +1,6 @@
 """The API's request rate per user (``DEVBENCH_API_RATE``, default 100/min), counted in the
 shared cache so every Daphne process agrees. Bench creation has its own limit in the service
-(``DEVBENCH_CREATE_LIMIT_PER_HOUR``), the same for the seed route and the API."""
+(``DEVBENCH_CREATE_LIMIT_PER_HOUR``), the same for the compatible route and the API."""
 
 from __future__ import annotations
 

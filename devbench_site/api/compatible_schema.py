@@ -1,7 +1,7 @@
-"""The seed's routes and the WebSocket messages in the OpenAPI document.
+"""The compatible routes and the WebSocket messages in the OpenAPI document.
 
-The seed's routes are plain Django views with their own exact JSON (docs/api.md), so they are
-described here by hand and merged in by a postprocessing hook, tagged ``seed``. Their behaviour is
+The compatible routes are plain Django views with their own exact JSON (docs/api.md), so they are
+described here by hand and merged in by a postprocessing hook, tagged ``compatible``. Their behaviour is
 not touched. The WebSocket is not HTTP; its messages are listed as component schemas (``Ws…``)
 so clients can generate types; docs/websocket.md explains the protocol.
 """
@@ -15,6 +15,11 @@ from .schema import ERROR_REF
 
 ID_PATTERN = "^[0-9]{1,18}$"
 
+
+COMPATIBLE_TAG_DESCRIPTION = (
+    "The compatible routes: the original DevBench Manager's routes, kept exactly as they were "
+    "(paths, methods, status codes, JSON), so that its clients keep working. See docs/api.md."
+)
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -51,7 +56,7 @@ def _html(description: str) -> dict:
 
 
 def _body(schema_name: str, example: dict) -> dict:
-    """A JSON or form body, as the seed's routes accept both."""
+    """A JSON or form body, as the compatible routes accept both."""
     return {
         "required": True,
         "content": {
@@ -79,13 +84,13 @@ CSRF = _error("A cookie-authenticated request without its CSRF token.",
 BENCH_404 = _error("No such DevBench, or another user's.", "DevBench not found")
 BUSY_409 = _error("Another change is under way.", "DevBench is busy: create is running")
 SECURITY = [{"bearerAuth": []}, {"cookieAuth": []}]
-SUCCESS = _json(_ref("SeedSuccess"), "Done.", {"success": True})
+SUCCESS = _json(_ref("CompatibleSuccess"), "Done.", {"success": True})
 
 
 def _operation(operation_id: str, summary: str, description: str, responses: dict, **extra) -> dict:
     return {
         "operationId": operation_id,
-        "tags": ["seed"],
+        "tags": ["compatible"],
         "summary": summary,
         "description": description,
         "security": extra.pop("security", SECURITY),
@@ -97,8 +102,8 @@ def _operation(operation_id: str, summary: str, description: str, responses: dic
 def _bench_action(command: str, description: str) -> dict:
     return {
         "post": _operation(
-            f"seed_{command}_devbench",
-            f"{command.capitalize()} a DevBench (seed route)",
+            f"compatible_{command}_devbench",
+            f"{command.capitalize()} a DevBench (compatible route)",
             description + " Same service as `POST /api/v1/benches/{id}/" + command + "/`.",
             {"200": SUCCESS, "302": SIGNED_OUT, "401": BAD_KEY, "403": CSRF, "404": BENCH_404, "409": BUSY_409},
             parameters=[_id_parameter("id", "DevBench")],
@@ -106,16 +111,16 @@ def _bench_action(command: str, description: str) -> dict:
     }
 
 
-def seed_paths() -> dict:
+def compatible_paths() -> dict:
     statuses = [choice for choice, _label in DevBench.Status.choices]
     return {
         "/health": {
             "get": _operation(
-                "seed_health", "Health check", "`ok` once the database answered a query.",
+                "compatible_health", "Health check", "`ok` once the database answered a query.",
                 {
-                    "200": _json(_ref("SeedHealth"), "Healthy.",
+                    "200": _json(_ref("CompatibleHealth"), "Healthy.",
                                  {"status": "ok", "timestamp": "2025-11-23T12:00:00.000Z", "version": "1.0.0"}),
-                    "503": _json(_ref("SeedHealth"), "The database does not answer.",
+                    "503": _json(_ref("CompatibleHealth"), "The database does not answer.",
                                  {"status": "error", "timestamp": "2025-11-23T12:00:00.000Z", "version": "1.0.0",
                                   "error": "database unavailable"}),
                 },
@@ -124,7 +129,7 @@ def seed_paths() -> dict:
         },
         "/login": {
             "post": _operation(
-                "seed_login", "Sign in",
+                "compatible_login", "Sign in",
                 "Form fields `username`, `password`, optional `next`. Success redirects (302) to `next`, "
                 "`/dashboard` or `/admin` and sets the session cookie; a failure re-renders the page (200). "
                 "Five failures a minute per username or address give 429.",
@@ -150,7 +155,7 @@ def seed_paths() -> dict:
                     "required": True,
                     "content": {
                         "application/x-www-form-urlencoded": {
-                            "schema": _ref("SeedLogin"),
+                            "schema": _ref("CompatibleLogin"),
                             "example": {"username": "admin", "password": "admin123"},
                         }
                     },
@@ -159,30 +164,30 @@ def seed_paths() -> dict:
         },
         "/logout": {
             "get": _operation(
-                "seed_logout", "Sign out", "Ends the session and redirects to `/login`.",
+                "compatible_logout", "Sign out", "Ends the session and redirects to `/login`.",
                 {"302": _redirect("Signed out."), "401": BAD_KEY},
                 security=[],
             )
         },
         "/dashboard": {
             "get": _operation(
-                "seed_dashboard", "The user's dashboard (HTML)", "Admins are redirected to `/admin`.",
+                "compatible_dashboard", "The user's dashboard (HTML)", "Admins are redirected to `/admin`.",
                 {"200": _html("The dashboard."), "302": _redirect("Not signed in, or an admin."), "401": BAD_KEY},
             )
         },
         "/help": {
             "get": _operation(
-                "seed_help", "Help and SSH configuration (HTML)", "With the user's ready-made SSH config.",
+                "compatible_help", "Help and SSH configuration (HTML)", "With the user's ready-made SSH config.",
                 {"200": _html("The help page."), "302": SIGNED_OUT, "401": BAD_KEY},
             )
         },
         "/create-devbench": {
             "post": _operation(
-                "seed_create_devbench", "Create a DevBench (seed route)",
+                "compatible_create_devbench", "Create a DevBench (compatible route)",
                 "Records the bench (status `creating`) and queues its create job; output and status "
                 "follow on the WebSocket. Same service as `POST /api/v1/benches/`.",
                 {
-                    "200": _json(_ref("SeedCreated"), "Created.", {"success": True, "devbenchId": 123}),
+                    "200": _json(_ref("CompatibleCreated"), "Created.", {"success": True, "devbenchId": 123}),
                     "302": SIGNED_OUT,
                     "400": _error("Invalid or duplicate name, or the quota is reached.",
                                   "DevBench with this name already exists"),
@@ -193,12 +198,12 @@ def seed_paths() -> dict:
                     "503": _error("No host has free capacity.",
                                   "No host has free capacity for a new DevBench; ask an admin"),
                 },
-                requestBody=_body("SeedBenchName", {"name": "test-vm"}),
+                requestBody=_body("CompatibleBenchName", {"name": "test-vm"}),
             )
         },
         "/delete-devbench/{id}": {
             "post": _operation(
-                "seed_delete_devbench", "Delete a DevBench (seed route)",
+                "compatible_delete_devbench", "Delete a DevBench (compatible route)",
                 "Queues the remote delete; the bench stays (status `deleting`) until it succeeded. A bench "
                 "never started on its host is removed at once. Same service as `DELETE /api/v1/benches/{id}/`.",
                 {"200": SUCCESS, "302": SIGNED_OUT, "401": BAD_KEY, "403": CSRF, "404": BENCH_404, "409": BUSY_409},
@@ -210,7 +215,7 @@ def seed_paths() -> dict:
         "/stop-devbench/{id}": _bench_action("stop", "Queues the stop command."),
         "/check-status/{id}": {
             "get": _operation(
-                "seed_check_status", "Check a DevBench's status (seed route)",
+                "compatible_check_status", "Check a DevBench's status (compatible route)",
                 "Runs the status command now and stores the result; while a create or delete runs, the "
                 "stored status. Same service as `POST /api/v1/benches/{id}/refresh-status/`.",
                 {
@@ -225,11 +230,11 @@ def seed_paths() -> dict:
         },
         "/cancel-job/{id}": {
             "post": _operation(
-                "seed_cancel_job", "Cancel a job (seed-style route)",
+                "compatible_cancel_job", "Cancel a job (in the compatible routes' style)",
                 "A queued job is cancelled at once; a running one is asked to stop (its `state` is then still "
                 "`running`). Same service as `POST /api/v1/jobs/{id}/cancel/`.",
                 {
-                    "200": _json(_ref("SeedCancelled"), "Cancelled or asked to stop.",
+                    "200": _json(_ref("CompatibleCancelled"), "Cancelled or asked to stop.",
                                  {"success": True, "state": "cancelled"}),
                     "302": SIGNED_OUT,
                     "401": BAD_KEY,
@@ -242,10 +247,10 @@ def seed_paths() -> dict:
         },
         "/api/user-info": {
             "get": _operation(
-                "seed_user_info", "Who am I (seed route)",
+                "compatible_user_info", "Who am I (compatible route)",
                 "For the WebSocket's `register` message. `GET /api/v1/me/` says more.",
                 {
-                    "200": _json(_ref("SeedUserInfo"), "The signed-in user.",
+                    "200": _json(_ref("CompatibleUserInfo"), "The signed-in user.",
                                  {"userId": 1, "username": "admin", "isAdmin": True}),
                     "302": SIGNED_OUT,
                     "401": BAD_KEY,
@@ -254,7 +259,7 @@ def seed_paths() -> dict:
         },
         "/admin/add-user": {
             "post": _operation(
-                "seed_add_user", "Add a user (seed admin route)",
+                "compatible_add_user", "Add a user (compatible admin route)",
                 "Admins only. Same service as `POST /api/v1/users/`.",
                 {
                     "200": SUCCESS,
@@ -263,13 +268,13 @@ def seed_paths() -> dict:
                     "401": BAD_KEY,
                     "403": _error("Not an admin, or no CSRF token.", "Admin access required"),
                 },
-                requestBody=_body("SeedAddUser",
+                requestBody=_body("CompatibleAddUser",
                                   {"username": "john", "email": "john@example.com", "password": "password123"}),
             )
         },
         "/admin/delete-user/{id}": {
             "post": _operation(
-                "seed_delete_user", "Delete a user and their DevBenches (seed admin route)",
+                "compatible_delete_user", "Delete a user and their DevBenches (compatible admin route)",
                 "Admins only; admin users cannot be deleted. Same service as `DELETE /api/v1/users/{id}/`.",
                 {
                     "200": SUCCESS,
@@ -284,7 +289,7 @@ def seed_paths() -> dict:
         },
         "/admin/reset-password/{id}": {
             "post": _operation(
-                "seed_reset_password", "Reset a user's password (seed admin route)",
+                "compatible_reset_password", "Reset a user's password (compatible admin route)",
                 "Admins only; admin passwords cannot be reset. Same service as "
                 "`POST /api/v1/users/{id}/reset-password/`.",
                 {
@@ -298,7 +303,7 @@ def seed_paths() -> dict:
                     "404": _error("No such user.", "User not found"),
                 },
                 parameters=[_id_parameter("id", "user")],
-                requestBody=_body("SeedResetPassword", {"newPassword": "newpassword123"}),
+                requestBody=_body("CompatibleResetPassword", {"newPassword": "newpassword123"}),
             )
         },
     }
@@ -313,31 +318,33 @@ def _object(properties: dict, required: list[str] | None = None, description: st
     return schema
 
 
-def seed_components() -> dict:
+def compatible_components() -> dict:
     string = {"type": "string"}
     return {
-        "SeedSuccess": _object({"success": {"type": "boolean", "enum": [True]}}, ["success"]),
-        "SeedCreated": _object({"success": {"type": "boolean", "enum": [True]}, "devbenchId": {"type": "integer"}},
-                               ["success", "devbenchId"]),
-        "SeedCancelled": _object(
+        "CompatibleSuccess": _object({"success": {"type": "boolean", "enum": [True]}}, ["success"]),
+        "CompatibleCreated": _object(
+            {"success": {"type": "boolean", "enum": [True]}, "devbenchId": {"type": "integer"}},
+            ["success", "devbenchId"]),
+        "CompatibleCancelled": _object(
             {"success": {"type": "boolean", "enum": [True]},
              "state": {"type": "string", "enum": [choice for choice, _ in Job.State.choices]}},
             ["success", "state"]),
-        "SeedHealth": _object({"status": {"type": "string", "enum": ["ok", "error"]}, "timestamp": string,
+        "CompatibleHealth": _object({"status": {"type": "string", "enum": ["ok", "error"]}, "timestamp": string,
                                "version": string, "error": string}, ["status", "timestamp", "version"]),
-        "SeedUserInfo": _object({"userId": {"type": "integer"}, "username": string, "isAdmin": {"type": "boolean"}},
-                                ["userId", "username", "isAdmin"]),
-        "SeedBenchName": _object(
+        "CompatibleUserInfo": _object(
+            {"userId": {"type": "integer"}, "username": string, "isAdmin": {"type": "boolean"}},
+            ["userId", "username", "isAdmin"]),
+        "CompatibleBenchName": _object(
             {"name": {"type": "string", "pattern": _regex(protocol.BENCH_NAME_RE),
                       "description": "Letters, digits, `-` and `_`; at most 48; unique per user."}},
             ["name"]),
-        "SeedLogin": _object({"username": string, "password": string, "next": string}, ["username", "password"]),
-        "SeedAddUser": _object({"username": {"type": "string", "description": "Letters only.",
+        "CompatibleLogin": _object({"username": string, "password": string, "next": string}, ["username", "password"]),
+        "CompatibleAddUser": _object({"username": {"type": "string", "description": "Letters only.",
                                              "pattern": "^[a-zA-Z]+$", "maxLength": 32},
                                 "email": {"type": "string", "format": "email"},
                                 "password": {"type": "string", "minLength": 8}},
                                ["username", "email", "password"]),
-        "SeedResetPassword": _object({"newPassword": {"type": "string", "minLength": 8}}, ["newPassword"]),
+        "CompatibleResetPassword": _object({"newPassword": {"type": "string", "minLength": 8}}, ["newPassword"]),
     }
 
 
@@ -347,7 +354,7 @@ def websocket_components() -> dict:
     nullable_int = {"type": "integer", "nullable": True}
     return {
         "WsRegister": _object({"type": {"type": "string", "enum": ["register"]}, "userId": integer},
-                              ["type", "userId"], "Client → server: the seed's register (own user id only)."),
+                              ["type", "userId"], "Client → server: the original's register (own user id only)."),
         "WsReplay": _object(
             {"type": {"type": "string", "enum": ["replay"]}, "jobId": integer, "devbenchId": integer,
              "after": {"type": "integer", "minimum": 0, "default": 0}},
@@ -377,17 +384,17 @@ def websocket_components() -> dict:
     }
 
 
-def add_seed_routes(result, generator, request, public):
-    """Postprocessing hook: the seed's routes, their schemas and the WebSocket messages."""
+def add_compatible_routes(result, generator, request, public):
+    """Postprocessing hook: the compatible routes, their schemas and the WebSocket messages."""
     components = result.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    schemas.update(seed_components())
+    schemas.update(compatible_components())
     schemas.update(websocket_components())
     components.setdefault("securitySchemes", {}).setdefault(
         "cookieAuth", {"type": "apiKey", "in": "cookie", "name": "sessionid"}
     )
-    result.setdefault("paths", {}).update(seed_paths())
+    result.setdefault("paths", {}).update(compatible_paths())
     tags = result.setdefault("tags", [])
-    if not any(tag.get("name") == "seed" for tag in tags):
-        tags.append({"name": "seed", "description": "The original DevBench Manager's routes, kept as they were."})
+    if not any(tag.get("name") == "compatible" for tag in tags):
+        tags.append({"name": "compatible", "description": COMPATIBLE_TAG_DESCRIPTION})
     return result

@@ -1,4 +1,4 @@
-"""For each action, the seed's route and the API's route leave the same state: the same bench
+"""For each action, the compatible route and the API's route leave the same state: the same bench
 fields, the same job rows and the same stored output (names, ids, ports and times aside), because
 both call the same service. Each action runs on two fresh benches of one user, one per route."""
 
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.django_db  # transactional where jobs run (``run_jobs``
 @dataclass(frozen=True)
 class Action:
     prepare: Callable  # (user, name, run_jobs) -> DevBench | None
-    seed: Callable  # (client, bench, name) -> response
+    compatible: Callable  # (client, bench, name) -> response
     api: Callable
-    seed_status: int
+    compatible_status: int
     api_status: int
 
 
@@ -110,14 +110,15 @@ def state_of(user, name: str) -> dict:
 
 
 @pytest.mark.parametrize("action_name", list(ACTIONS))
-def test_seed_route_and_api_route_leave_the_same_state(action_name, user, local_agent, run_jobs):
+def test_compatible_route_and_api_route_leave_the_same_state(action_name, user, local_agent, run_jobs):
     action = ACTIONS[action_name]
-    seed_client = Client()
-    seed_client.force_login(user)
+    compatible_client = Client()
+    compatible_client.force_login(user)
     api_client = bearer_client(user)
     outcomes = {}
-    for route, client, call, expected in (("seed", seed_client, action.seed, action.seed_status),
-                                          ("api", api_client, action.api, action.api_status)):
+    routes = (("compatible", compatible_client, action.compatible, action.compatible_status),
+              ("api", api_client, action.api, action.api_status))
+    for route, client, call, expected in routes:
         name = f"{route}-vm"
         bench = action.prepare(user, name, run_jobs)
         response = call(client, bench, name)
@@ -126,6 +127,6 @@ def test_seed_route_and_api_route_leave_the_same_state(action_name, user, local_
             outcomes[route + "-error"] = response.json()["error"].replace(name, "<name>")
         run_jobs()
         outcomes[route] = state_of(user, name)
-    assert outcomes["seed"] == outcomes["api"]
-    assert outcomes.get("seed-error") == outcomes.get("api-error")
+    assert outcomes["compatible"] == outcomes["api"]
+    assert outcomes.get("compatible-error") == outcomes.get("api-error")
     assert outcomes["api"]["jobs"] or action_name == "create-invalid"
