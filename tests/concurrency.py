@@ -1,24 +1,18 @@
 """Many requests at once against a live server, to check that a limit holds when its requests
-race: ``in_parallel`` releases N threads together, ``http`` sends one request over a real socket,
-``live_daphne`` starts Daphne with the settings (environment) a test needs."""
+race: ``in_parallel`` releases N threads together, ``http`` sends one request over a real socket
+(against ``tests.live_daphne.running_daphne``, started with the settings the limit needs)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
-
-from tests.live_stack import ROOT, free_port, stack_env, wait_for_http
 
 T = TypeVar("T")
 
@@ -80,23 +74,3 @@ def _response(status: int, body: bytes, headers) -> Response:
     return Response(status, body.decode(), dict(headers), cookies)
 
 
-@contextmanager
-def live_daphne(log_dir: Path, env: dict[str, str]) -> Iterator[str]:
-    """Daphne alone (no worker: created benches keep their job queued) on a free port, on the test
-    database and Redis, with ``env`` on top (e.g. a limit's setting); yields its base URL."""
-    port = free_port()
-    log_path = log_dir / f"daphne-{port}.log"
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "devbench_site.asgi:application"]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=stack_env(env), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_for_http(base_url + "/health")
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -121,15 +121,20 @@ def start_stack(log_dir: Path, agent_config: Path, extra_env: dict[str, str]) ->
     return stack
 
 
-def stop_stack(stack: LiveStack) -> None:
-    for process in stack.processes:
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 15) -> None:
+    """Ask each process to stop (SIGTERM), and kill those still running after ``timeout``."""
+    for process in processes:
         process.terminate()
-    for process in stack.processes:
+    for process in processes:
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def stop_stack(stack: LiveStack) -> None:
+    stop_processes(stack.processes)
 
 
 @pytest.fixture(scope="module")

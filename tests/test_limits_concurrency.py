@@ -16,8 +16,9 @@ from accounts.models import User
 from accounts.services import create_api_key
 from accounts.views import FAILED_LOGIN_MESSAGE
 from benches.models import DevBench, Host
-from tests.concurrency import http, in_parallel, live_daphne
+from tests.concurrency import http, in_parallel
 from tests.conftest import STRONG_PASSWORD
+from tests.live_daphne import running_daphne
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -51,7 +52,7 @@ def create_in_parallel(base_url: str, route: str, raw_key: str) -> list[tuple[in
 @pytest.mark.parametrize("route", ROUTES)
 def test_parallel_creates_end_with_exactly_the_quota(route, user, bench_env, tmp_path):
     _key, raw = create_api_key(user=user)
-    with live_daphne(tmp_path, {**bench_env, "DEVBENCH_DEFAULT_QUOTA": "5",
+    with running_daphne(tmp_path, {**bench_env, "DEVBENCH_DEFAULT_QUOTA": "5",
                                 "DEVBENCH_CREATE_LIMIT_PER_HOUR": str(PARALLEL * 2)}) as base_url:
         answers = create_in_parallel(base_url, route, raw)
     created = ROUTES[route][1]
@@ -64,7 +65,7 @@ def test_parallel_creates_end_with_exactly_the_quota(route, user, bench_env, tmp
 def test_parallel_creates_keep_the_hourly_limit(route, user, bench_env, tmp_path):
     User.objects.filter(pk=user.pk).update(bench_quota=PARALLEL * 2)
     _key, raw = create_api_key(user=user)
-    with live_daphne(tmp_path, {**bench_env, "DEVBENCH_CREATE_LIMIT_PER_HOUR": "3"}) as base_url:
+    with running_daphne(tmp_path, {**bench_env, "DEVBENCH_CREATE_LIMIT_PER_HOUR": "3"}) as base_url:
         answers = create_in_parallel(base_url, route, raw)
     created = ROUTES[route][1]
     assert sorted(status for status, _ in answers) == [created] * 3 + [429] * (PARALLEL - 3), answers
@@ -112,7 +113,7 @@ def kind(answer) -> str:
 def test_parallel_wrong_passwords_lock_out_the_right_one_sent_last(user, tmp_path):
     tries = 30
     # Enough password checks at once for the whole limit, so only the lockout answers here.
-    with live_daphne(tmp_path, {"DEVBENCH_LOGIN_CONCURRENT_CHECKS": "10"}) as base_url:
+    with running_daphne(tmp_path, {"DEVBENCH_LOGIN_CONCURRENT_CHECKS": "10"}) as base_url:
         headers, form = csrf_form(base_url)
 
         def attempt(index: int):
@@ -129,7 +130,7 @@ def test_parallel_wrong_passwords_lock_out_the_right_one_sent_last(user, tmp_pat
 def test_a_burst_of_sign_ins_beyond_the_cap_is_told_to_retry_not_queued(user, tmp_path):
     tries = 12
     env = {"DEVBENCH_LOGIN_CONCURRENT_CHECKS": "2", "DEVBENCH_LOGIN_FAILURE_LIMIT": "100"}
-    with live_daphne(tmp_path, env) as base_url:
+    with running_daphne(tmp_path, env) as base_url:
         headers, form = csrf_form(base_url)
         answers = in_parallel(tries, lambda _index: sign_in(base_url, headers, form, "wrong-password"))
         told = [kind(answer) for answer in answers]
