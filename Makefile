@@ -22,8 +22,10 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(RUNTIME_STAMP)
 	$(BIN)/python -m devbench_site.runner
 
+# The suite on every core (pytest-xdist; each worker has its own test database and Redis database).
+TEST_WORKERS ?= auto
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check . hostagent/devbench-agent

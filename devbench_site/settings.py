@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import environ
 
@@ -137,6 +138,13 @@ REDIS_URL = env.str("REDIS_URL", default="") or f"unix://{EMBEDDED_VALKEY_SOCKET
 EMBEDDED_VALKEY = "REDIS_URL" not in env
 
 
+def _redis_db(redis_url: str) -> int:
+    """The database number in a Redis URL (``redis://host/3``, ``unix://path?db=3``; default 0)."""
+    parts = urlsplit(redis_url)
+    number = parse_qs(parts.query).get("db", [parts.path.strip("/") if parts.scheme != "unix" else ""])[0]
+    return int(number) if number.isdigit() else 0
+
+
 def _celery_broker_url(redis_url: str) -> str:
     """Celery (kombu) names a redis unix socket ``redis+socket://``."""
     if redis_url.startswith("unix://"):
@@ -148,7 +156,9 @@ def _celery_broker_url(redis_url: str) -> str:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": "devbench"},
+        # Redis's pub/sub channels are shared by all its databases: the prefix carries the
+        # database number, so that two sites on one Redis server never hear each other's events.
+        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": f"devbench{_redis_db(REDIS_URL)}"},
     },
 }
 

@@ -24,12 +24,23 @@ os.environ.setdefault("DEVBENCH_TEST_DATABASE_NAME", os.path.join(_SESSION_DIR, 
 if not os.environ.get("REDIS_URL"):
     _OWN_DIR = _SESSION_DIR
     os.environ["REDIS_URL"] = f"unix://{_OWN_DIR}/valkey.sock?db=0"
+elif os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+    # pytest-xdist's workers share the given Redis server: worker N takes the Nth database after
+    # the given one (pytest-django gives each its own test database the same way).
+    _worker = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+    _base, _, _db = os.environ["REDIS_URL"].rpartition("/")
+    if _db.isdigit() and "//" in _base:
+        os.environ["REDIS_URL"] = f"{_base}/{(int(_db) + _worker) % 16}"
+    else:
+        raise RuntimeError(f"REDIS_URL must end in a database number to run tests in parallel: {_base}/{_db}")
 
 
 def pytest_configure(config):
     global _server
     if _OWN_DIR is None or _server is not None:
         return
+    if getattr(config.option, "numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # pytest-xdist's controller runs no test; each worker starts its own server
     from devbench_site import embedded_valkey
 
     _server = embedded_valkey.start(Path(_OWN_DIR) / "valkey.sock", Path(_OWN_DIR))

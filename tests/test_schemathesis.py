@@ -34,7 +34,7 @@ from accounts.models import APIKey
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 15
 STATEFUL_MAX_STEPS = 30
 SEED = 20261121
 FUZZ_KEY_ID = 10**15
