@@ -22,8 +22,9 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(RUNTIME_STAMP)
 	$(BIN)/python -m devbench_site.runner
 
-# The suite on every core (pytest-xdist; each worker has its own test database and Redis database).
-TEST_WORKERS ?= auto
+# The suite in parallel (pytest-xdist; each worker has its own test database and Redis database).
+# Four workers: the tests wait on servers, browsers and sockets more than they compute.
+TEST_WORKERS ?= 4
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
