@@ -331,3 +331,49 @@ def test_fail_commands_covers_snapshot_commands(make_agent):
 
     assert snapshot.returncode == 1 and "simulated failure" in snapshot.stderr
     assert _snapshot_names(agent, "alice_dev") == []
+
+
+# --------------------------------------------------------------------------- doctor and libvirt settings
+
+
+def test_doctor_of_the_simulated_backend_needs_nothing(agent):
+    result = agent.run("doctor")
+
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1] == "All good: this host can run DevBench VMs with the simulated backend."
+
+
+def test_doctor_names_what_a_libvirt_host_lacks_in_plain_words(make_agent, tmp_path):
+    agent = make_agent(
+        backend="libvirt",
+        virsh="/nonexistent/virsh",
+        qemu_img="/nonexistent/qemu-img",
+        images_dir=tmp_path / "no-images",
+        disk_dir=tmp_path / "disks",
+    )
+
+    result = agent.run("doctor")
+
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert "MISSING  /nonexistent/virsh is not installed (apt-get install libvirt-clients)" in lines
+    assert "MISSING  /nonexistent/qemu-img is not installed (apt-get install qemu-utils)" in lines
+    assert any(line.startswith(f"MISSING  IMAGES_DIR {tmp_path / 'no-images'} does not exist") for line in lines)
+    assert lines[-1].endswith("problems: fix the MISSING lines above.")
+    assert not (tmp_path / "disks").exists(), "doctor only looks"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"vnc_port_base": 5000}, "libvirt's VNC ports start at 5900"),
+        ({"forward_address": "localhost"}, "bad FORWARD_ADDRESS"),
+        ({"accel": "hvf"}, "bad ACCEL"),
+    ],
+)
+def test_bad_libvirt_settings_are_config_errors(make_agent, config, message):
+    agent = make_agent(backend="libvirt", **config)
+
+    result = agent.run("list")
+
+    assert result.returncode == 1 and message in result.stderr
