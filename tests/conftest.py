@@ -13,6 +13,7 @@ from accounts import services as account_services
 
 pytest_plugins = [
     "tests.sshd",
+    "tests.agent_fixtures",
     "tests.k8s_emulator",
     "tests.bench_fixtures",
     "tests.live_stack",

@@ -54,6 +54,20 @@ AGENT_CONFIG_KEYS = (
     "VNC_PORT_BASE",
     "HOST_IP",
     "STOP_TIMEOUT",
+    "DEFAULT_IMAGE",
+    "DEFAULT_VCPUS",
+    "DEFAULT_MEMORY",
+    "DEFAULT_DISK",
+    "SIMULATED_IMAGES",
+    "LIBVIRT_URI",
+    "VIRSH",
+    "QEMU_IMG",
+    "IMAGES_DIR",
+    "DISK_DIR",
+    "FORWARD_ADDRESS",
+    "VNC_ADDRESS",
+    "ACCEL",
+    "BOOT_TIMEOUT",
 )
 START_TIMEOUT = 10.0
 _LIVE: set[SSHDHost] = set()

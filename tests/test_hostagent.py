@@ -19,6 +19,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from tests.agent_fixtures import HUMAN_CREATED, HUMAN_SSH, HUMAN_VNC, search
 from tests.sshd import (
     AGENT_CONFIG_KEYS,
     AGENT_PATH,
@@ -28,81 +29,6 @@ from tests.sshd import (
     require_sshd,
     session_processes,
 )
-
-HUMAN_CREATED = re.compile(r"VM (\S+) Created and Ready")
-HUMAN_SSH = re.compile(r"SSH Port: (\d+)")
-HUMAN_VNC = re.compile(r"VNC Port: (\d+)")
-STATUS = re.compile(r"(?:Status: |STATUS=)(\w+)")
-
-
-def search(pattern: re.Pattern, text: str) -> str | None:
-    match = pattern.search(text)
-    return match.group(1) if match else None
-
-
-@dataclass
-class Agent:
-    """One agent configuration: run it like DevBench's transport would, inspect its state dir."""
-
-    conf: Path
-    state_dir: Path
-    env: dict
-
-    def argv(self, *args: str) -> list[str]:
-        return [agent_python(), str(AGENT_PATH), *args]
-
-    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            self.argv(*args),
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            self.argv(*args),
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-
-    def create(self, name: str) -> tuple[int, int]:
-        result = self.run("create", name)
-        assert result.returncode == 0, result.stderr
-        return int(search(HUMAN_SSH, result.stdout)), int(search(HUMAN_VNC, result.stdout))
-
-    def status(self, name: str) -> str | None:
-        return search(STATUS, self.run("status", name).stdout)
-
-    def record(self, name: str) -> dict | None:
-        path = self.state_dir / "vms" / f"{name}.json"
-        return json.loads(path.read_text()) if path.exists() else None
-
-
-@pytest.fixture
-def make_agent(tmp_path):
-    counter = iter(range(1000))
-
-    def make(extra_env: dict | None = None, **config) -> Agent:
-        name = f"agent{next(counter)}"
-        make_agent_script(tmp_path, script_name=name, **config)
-        env = {**os.environ, "DEVBENCH_AGENT_CONFIG": str(tmp_path / f"{name}.conf"), **(extra_env or {})}
-        state_dir = Path(config.get("state_dir", tmp_path / f"{name}.state"))
-        return Agent(conf=tmp_path / f"{name}.conf", state_dir=state_dir, env=env)
-
-    return make
-
-
-@pytest.fixture
-def agent(make_agent):
-    return make_agent()
-
 
 # --------------------------------------------------------------------------- create and its output
 
