@@ -86,7 +86,7 @@ class HostAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # Added hosts are SSH hosts (the local one is built in); a host's name and kind stay.
-        return ("name", "kind") if obj is not None else ("kind",)
+        return ("name", "kind", "backend", "capabilities") if obj is not None else ("kind",)
 
     def save_model(self, request, obj, form, change) -> None:
         """Nothing to do: the form stored the host through the services when it was validated."""
@@ -107,7 +107,8 @@ class HostAdmin(admin.ModelAdmin):
             result = services.check_host_connection(host=host)
             if result.ok:
                 key = f", host key {result.fingerprint}" if result.fingerprint else ""
-                self.message_user(request, f"{host}: reachable in {result.latency_ms} ms{key}")
+                can = ", ".join(result.capabilities or []) or "the original commands only"
+                self.message_user(request, f"{host}: reachable in {result.latency_ms} ms{key}; agent: {can}")
             else:
                 self.message_user(request, f"{host}: {result.error}", messages.ERROR)
 

@@ -45,6 +45,11 @@ class Host(models.Model):
         help_text="Pinned host key(s), one 'type base64' per line. Empty: pinned on first connection.",
     )
     command_timeout = models.PositiveIntegerField(default=1800, help_text="Seconds before a command times out.")
+    capabilities = models.JSONField(
+        default=list, blank=True, editable=False,
+        help_text="What the host's agent said it can do at the last connection test (docs/host-protocol.md).",
+    )
+    backend = models.CharField(max_length=32, blank=True, editable=False, help_text="The agent's backend.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

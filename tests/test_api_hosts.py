@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_ssh_connecti
 
 OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3bh8d7gd9hX4u3iD4y1hQ+3cwbWfm3KOqUNIr+k0fY"
 HOST_KEYS = {"id", "name", "kind", "address", "port", "username", "identityFile", "hasPrivateKey", "scriptPath",
-             "publicHost", "jumpHost", "capacity", "enabled", "hostKey", "commandTimeout", "benchCount", "createdAt",
-             "updatedAt"}
+             "publicHost", "jumpHost", "capacity", "enabled", "hostKey", "commandTimeout", "capabilities", "backend",
+             "benchCount", "createdAt", "updatedAt"}
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_test_connection_with_a_wrong_pinned_key_or_down_host_is_ok_false(admin_
     patch_json(admin_api, f"/api/v1/hosts/{host_id}/", {"hostKey": sshd_host.host_public_key, "port": 1})
     down = admin_api.post(f"/api/v1/hosts/{host_id}/test-connection/").json()
     assert down == {"ok": False, "latencyMs": None, "hostKey": None, "fingerprint": None,
-                    "error": down["error"]}
+                    "error": down["error"], "capabilities": None, "backend": ""}
     assert down["error"].startswith("Could not connect to host hv1 (127.0.0.1:1) after 3 attempts")
 
 
@@ -100,6 +100,42 @@ def test_test_connection_of_the_local_host(admin_api, local_agent):
     host = Host.objects.get(name="local")
     body = admin_api.post(f"/api/v1/hosts/{host.pk}/test-connection/").json()
     assert body["ok"] is True and body["hostKey"] is None and body["latencyMs"] > 0
+    assert (body["capabilities"], body["backend"]) == (AGENT_CAPABILITIES, "simulated")
+
+
+AGENT_CAPABILITIES = ["images", "list", "plans", "snapshots", "ssh-keys"]
+
+
+def test_test_connection_asks_the_agent_what_it_can_do_and_stores_it(admin_api, sshd_host, tmp_path):
+    host_id = register(admin_api, sshd_host, tmp_path).json()["id"]
+    assert admin_api.get(f"/api/v1/hosts/{host_id}/").json()["capabilities"] == []  # not asked yet
+    body = admin_api.post(f"/api/v1/hosts/{host_id}/test-connection/").json()
+    assert body["ok"] is True
+    assert (body["capabilities"], body["backend"]) == (AGENT_CAPABILITIES, "simulated")
+    shown = admin_api.get(f"/api/v1/hosts/{host_id}/").json()
+    assert (shown["capabilities"], shown["backend"]) == (AGENT_CAPABILITIES, "simulated")
+
+
+def test_an_agent_without_the_capabilities_command_has_none_of_the_additions(admin_api, sshd_host, tmp_path):
+    """A provision script from before protocol v2 answers ``capabilities`` with a usage error."""
+    script = tmp_path / "old-agent"
+    script.write_text('#!/bin/sh\ncase "$1" in capabilities) echo "usage: old-agent COMMAND NAME" >&2; exit 2;; esac\n')
+    script.chmod(0o755)
+    host_id = register(admin_api, sshd_host, tmp_path, scriptPath=str(script)).json()["id"]
+    Host.objects.filter(pk=host_id).update(capabilities=["list", "snapshots"], backend="simulated")
+    body = admin_api.post(f"/api/v1/hosts/{host_id}/test-connection/").json()
+    assert body["ok"] is True and (body["capabilities"], body["backend"]) == ([], "")
+    assert Host.objects.filter(pk=host_id).values_list("capabilities", "backend").get() == ([], "")
+
+
+def test_a_failing_capabilities_command_keeps_what_was_stored(admin_api, sshd_host, tmp_path):
+    script = tmp_path / "broken-agent"
+    script.write_text('#!/bin/sh\ncase "$1" in capabilities) exit 1;; esac\n')
+    script.chmod(0o755)
+    host_id = register(admin_api, sshd_host, tmp_path, scriptPath=str(script)).json()["id"]
+    Host.objects.filter(pk=host_id).update(capabilities=["list"], backend="virtualbox")
+    body = admin_api.post(f"/api/v1/hosts/{host_id}/test-connection/").json()
+    assert body["ok"] is True and (body["capabilities"], body["backend"]) == (["list"], "virtualbox")
 
 
 def test_update_disable_enable(admin_api, sshd_host, tmp_path, user, local_agent):

@@ -122,3 +122,20 @@ def test_parse_list_output():
 def test_last_progress():
     assert protocol.last_progress("PROGRESS=10\nx\nPROGRESS=40\n") == 40
     assert protocol.last_progress("no progress") is None
+
+
+@pytest.mark.parametrize(
+    ("output", "parsed"),
+    [("CAPABILITIES=list images plans ssh-keys snapshots\nBACKEND=libvirt\n",
+      (["images", "list", "plans", "snapshots", "ssh-keys"], "libvirt")),
+     ("CAPABILITIES=snapshots teleport\n", (["snapshots"], "")),  # unknown words are left out
+     ("CAPABILITIES=\nBACKEND=simulated\n", ([], "simulated")),
+     ("something else\nBACKEND=Bad;name\n", ([], "")),
+     ("", ([], ""))],
+)
+def test_capabilities_output_is_parsed_to_known_words(output, parsed):
+    assert protocol.parse_capabilities(output) == parsed
+
+
+def test_the_capabilities_command_line_has_no_vm_name():
+    assert protocol.build_command("/opt/agent", "capabilities") == "/opt/agent capabilities"

@@ -220,6 +220,12 @@ class HostSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(read_only=True)
     hostKey = serializers.CharField(source="host_key", read_only=True, help_text="The pinned key(s).")
     commandTimeout = serializers.IntegerField(source="command_timeout", read_only=True)
+    capabilities = serializers.ListField(
+        child=serializers.ChoiceField(choices=protocol.KNOWN_CAPABILITIES), read_only=True,
+        help_text="What the host's agent said it can do at the last connection test; empty: the original "
+        "commands only (and `list`, tried at each status sync).",
+    )
+    backend = serializers.CharField(read_only=True, help_text="The agent's backend, e.g. `libvirt`; empty: unknown.")
     benchCount = serializers.IntegerField(source="bench_count", read_only=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
@@ -300,3 +306,8 @@ class ConnectionCheckSerializer(serializers.Serializer):
                                     help_text="The key the host presented (null for the local host).")
     fingerprint = serializers.CharField(read_only=True, allow_null=True, help_text="Its SHA256 fingerprint.")
     error = serializers.CharField(read_only=True, help_text="Why the test failed; empty when it passed.")
+    capabilities = serializers.ListField(
+        child=serializers.ChoiceField(choices=protocol.KNOWN_CAPABILITIES), read_only=True, allow_null=True,
+        help_text="What the agent said it can do (stored on the host); null when the connection failed.",
+    )
+    backend = serializers.CharField(read_only=True, help_text="The agent's backend; empty: unknown.")

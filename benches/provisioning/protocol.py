@@ -17,6 +17,10 @@ from .. import naming
 
 COMMANDS = ("create", "status", "delete", "start", "stop", "activate")
 BATCH_LIST_COMMAND = "list"
+CAPABILITIES_COMMAND = "capabilities"
+USAGE_ERROR_EXIT_CODE = 2  # what a script answers to a command or argument it does not know
+# What a host's agent may say it can do (docs/host-protocol.md, "capabilities").
+KNOWN_CAPABILITIES = ("list", "images", "plans", "ssh-keys", "snapshots")
 
 BENCH_NAME_RE = naming.NAME_RE
 VM_NAME_RE = re.compile(rf"\A[a-zA-Z]{{1,32}}_{naming.PATTERN}\Z")  # <username>_<bench name>
@@ -65,7 +69,7 @@ def build_command(script_path: str, command: str, vm_name: str | None = None) ->
     """
     if not SCRIPT_PATH_RE.match(script_path or ""):
         raise ProtocolError(f"Invalid script path: {script_path!r}")
-    if command == BATCH_LIST_COMMAND:
+    if command in (BATCH_LIST_COMMAND, CAPABILITIES_COMMAND):
         return shlex.join([script_path, command])
     if command not in COMMANDS:
         raise ProtocolError(f"Unknown command: {command!r}")
@@ -180,3 +184,20 @@ def last_progress(output: str) -> int | None:
     """The last ``PROGRESS=<n>`` percentage in ``output`` (0–100), if any."""
     match = _last(_at_line_starts(_PROGRESS_RE, output))
     return None if match is None else min(100, int(match.group(1)))
+
+
+_CAPABILITIES_RE = re.compile(r"\ACAPABILITIES=(.*?)\s*\Z")
+_BACKEND_RE = re.compile(r"\ABACKEND=([a-z][a-z0-9_-]{0,31})\s*\Z")
+
+
+def parse_capabilities(output: str) -> tuple[list[str], str]:
+    """The known capabilities (sorted) and the backend name a ``capabilities`` command printed;
+    words DevBench does not know are left out, and a missing line means none."""
+    capabilities: set[str] = set()
+    backend = ""
+    for line in output.splitlines():
+        if match := _CAPABILITIES_RE.match(line):
+            capabilities = {word for word in match[1].split() if word in KNOWN_CAPABILITIES}
+        elif match := _BACKEND_RE.match(line):
+            backend = match[1]
+    return sorted(capabilities), backend

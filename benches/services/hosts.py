@@ -269,6 +269,8 @@ class ConnectionCheck:
     host_key: str | None = None
     fingerprint: str | None = None
     error: str = ""
+    capabilities: list[str] | None = None  # None: not asked (the connection failed first)
+    backend: str = ""
 
 
 CONNECTION_CHECK_COMMAND = "true"
@@ -296,4 +298,33 @@ def check_host_connection(*, host: Host) -> ConnectionCheck:
             f"The test command exited with code {result.exit_code}")
         return ConnectionCheck(ok=False, latency_ms=latency_ms, host_key=host_key, fingerprint=fingerprint,
                                error=error)
-    return ConnectionCheck(ok=True, latency_ms=latency_ms, host_key=host_key, fingerprint=fingerprint)
+    capabilities, backend = refresh_host_capabilities(host=host, transport=transport)
+    return ConnectionCheck(ok=True, latency_ms=latency_ms, host_key=host_key, fingerprint=fingerprint,
+                           capabilities=capabilities, backend=backend)
+
+
+def refresh_host_capabilities(*, host: Host, transport=None) -> tuple[list[str], str]:
+    """Ask the host's agent what it can do (``capabilities``) and store the answer on the host.
+
+    An agent that does not know the command (a usage error, exit 2) has none of the additions;
+    any other failure leaves what was stored, and says so in the log."""
+    transport = transport or transport_for(host)
+    try:
+        result = transport.run(
+            protocol.build_command(host.script_path, protocol.CAPABILITIES_COMMAND),
+            on_output=lambda stream, text: None, timeout=settings.DEVBENCH_STATUS_TIMEOUT,
+        )
+    except TransportError as exc:
+        logger.warning("capabilities of %s not read: %s", host.name, exc)
+        return list(host.capabilities), host.backend
+    if result.exit_code == 0:
+        capabilities, backend = protocol.parse_capabilities(result.stdout)
+    elif result.exit_code == protocol.USAGE_ERROR_EXIT_CODE:
+        capabilities, backend = [], ""
+    else:
+        logger.warning("capabilities of %s not read: exit code %s", host.name, result.exit_code)
+        return list(host.capabilities), host.backend
+    if (capabilities, backend) != (host.capabilities, host.backend):
+        Host.objects.filter(pk=host.pk).update(capabilities=capabilities, backend=backend, updated_at=timezone.now())
+        host.capabilities, host.backend = capabilities, backend
+    return capabilities, backend
