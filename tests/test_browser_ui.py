@@ -33,6 +33,7 @@ NEW_USER_PASSWORD = "Another-Sturdy-9"
 # One sample of a streaming card, read in a single step so that its parts agree.
 CARD_SAMPLE_JS = """(card) => {
   const bar = card.querySelector('.bench-progress');
+  if (!bar) return null;  // the card is being swapped: htmx moves its progress bar into the new one
   const inner = bar.querySelector('.progress-bar');
   return {
     status: card.getAttribute('data-status'),
@@ -143,6 +144,9 @@ def test_create_streams_the_log_live_and_a_reload_replays_it(ui, user, local_age
         # The locator finds the card afresh each time: htmx may swap in the server's rendering of it
         # (hx-preserve moves the progress bar and the log into the new element).
         sample = web.evaluate(CARD_SAMPLE_JS)
+        if sample is None:
+            time.sleep(0.05)
+            continue
         samples.append(sample)
         if sample["status"] != "creating":
             break

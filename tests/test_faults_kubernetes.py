@@ -36,7 +36,9 @@ CREATE_PATHS = {  # the POST path of each kind, as regular expressions for kube.
 }
 ETCD_DOWN = "etcdserver: request timed out"
 TIMEOUT = 1.0  # DEVBENCH_KUBE_TIMEOUT_SECONDS in the no-answer tests
-MARGIN = 2.0  # what a bound on elapsed time allows beyond the timeout (a behaviour bound)
+# What a bound on elapsed time allows beyond the timeout: a behaviour bound, with room for a machine
+# busy with other test workers; a request without the bound would hang until the test's own timeout.
+MARGIN = 5.0
 
 
 @pytest.fixture

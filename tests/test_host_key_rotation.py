@@ -50,6 +50,7 @@ def test_without_the_old_secret_the_connection_test_says_the_key_cannot_be_decry
     assert response.json() == {
         "ok": False, "latencyMs": None, "hostKey": None, "fingerprint": None,
         "error": f"The stored private key of host hv1 cannot be decrypted: {host_keys.UNDECRYPTABLE_ADVICE}",
+        "capabilities": None, "backend": "",
     }
 
 
