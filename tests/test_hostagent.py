@@ -433,14 +433,19 @@ def test_a_missing_named_config_file_is_an_error(tmp_path):
     assert result.returncode == 1 and "does not exist" in result.stderr
 
 
-def test_fixture_knows_every_agent_config_key(monkeypatch):
+@pytest.fixture
+def agent_module(monkeypatch):
+    """hostagent/devbench-agent imported as a module, for its pure functions."""
     loader = importlib.machinery.SourceFileLoader("devbench_agent", str(AGENT_PATH))
     spec = importlib.util.spec_from_loader("devbench_agent", loader)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "devbench_agent", module)
     loader.exec_module(module)
+    return module
 
-    assert set(module.CONFIG_KEYS) == set(AGENT_CONFIG_KEYS)
+
+def test_fixture_knows_every_agent_config_key(agent_module):
+    assert set(agent_module.CONFIG_KEYS) == set(AGENT_CONFIG_KEYS)
     with pytest.raises(TypeError, match="unknown agent config key"):
         make_agent_script("/nonexistent-never-written", step_dleay=1)
 
@@ -710,6 +715,49 @@ def test_virtualbox_list_shows_managed_vms_only(vbox_agent, fake_vbox):
         "VM_NAME=alice_dev STATUS=running SSH_PORT=6000 VNC_PORT=5000",
         "VM_NAME=bob_old STATUS=saved SSH_PORT=6100 VNC_PORT=5100",
     ]
+
+
+# `VBoxManage showvminfo --machinereadable` as VBoxManageInfo.cpp writes it: strings quoted with
+# \" and \\ escaped (a description may span lines), numbers bare, storage keys quoted, the NAT rules
+# as name,proto,hostip,hostport,guestip,guestport, and vrdeport=-1 (the VRDE server's current
+# port) with the configured one in vrdeports while the VM is off.
+MACHINEREADABLE_SAMPLE = r"""name="alice_dev"
+groups="/"
+ostype="Debian (64-bit)"
+UUID="0b1c2d3e-0000-4000-8000-000000000001"
+CfgFile="C:\\VMs\\alice_dev\\alice_dev.vbox"
+description="made by \"devbench\"
+VMState=\"running\"
+Forwarding(0)=\"evil,tcp,,1,,22\""
+memory=2048
+VMState="poweroff"
+VMStateChangeTime="2026-12-04T03:00:00.000000000"
+"SATA Controller-0-0"="C:\\VMs\\alice_dev\\disk.vdi"
+natnet1="nat"
+mtu="0"
+Forwarding(0)="ssh,tcp,,6004,,22"
+Forwarding(1)="web,tcp,127.0.0.1,8080,,80"
+nic1="nat"
+vrde="on"
+vrdeport=-1
+vrdeports="5004"
+vrdeaddress=""
+vrdeproperty[TCP/Ports]="5004"
+vrdeproperty[VNCPassword]=<not set>
+VideoMode="1024,768,32"@0,0 1
+"""
+
+
+def test_machinereadable_parsing_follows_the_documented_format(agent_module):
+    info = agent_module.parse_machinereadable(MACHINEREADABLE_SAMPLE)
+
+    assert info["VMState"] == "poweroff", "a line inside the quoted description is not a key"
+    assert info["description"] == 'made by "devbench"\nVMState="running"\nForwarding(0)="evil,tcp,,1,,22"'
+    assert info["CfgFile"] == r"C:\VMs\alice_dev\alice_dev.vbox"
+    assert info["SATA Controller-0-0"] == r"C:\VMs\alice_dev\disk.vdi"
+    assert (info["memory"], info["vrdeport"], info["vrdeproperty[VNCPassword]"]) == ("2048", "-1", "<not set>")
+    assert agent_module.clean_state(info["VMState"]) == "poweroff"
+    assert agent_module.vbox_ports(info) == (6004, 5004, {6004, 8080, 5004})
 
 
 def test_virtualbox_without_vboxmanage_fails_cleanly(make_agent):
