@@ -26,7 +26,7 @@ run: $(RUNTIME_STAMP)
 # Four workers: the tests wait on servers, browsers and sockets more than they compute.
 TEST_WORKERS ?= 4
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check . hostagent/devbench-agent

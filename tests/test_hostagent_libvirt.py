@@ -21,7 +21,8 @@ import pytest
 from tests import tiny_image
 from tests.agent_fixtures import HUMAN_SSH, HUMAN_VNC, b64, make_keypair, search
 
-pytestmark = pytest.mark.slow
+# One test worker runs them all (make test's --dist loadgroup): one libvirtd, one image build.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("libvirt")]
 
 URI = "qemu:///system"
 QEMU_PACKAGES = "qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients genisoimage"
