@@ -303,12 +303,11 @@ def check_host_connection(*, host: Host) -> ConnectionCheck:
                            capabilities=capabilities, backend=backend)
 
 
-def refresh_host_capabilities(*, host: Host, transport=None) -> tuple[list[str], str]:
+def refresh_host_capabilities(*, host: Host, transport) -> tuple[list[str], str]:
     """Ask the host's agent what it can do (``capabilities``) and store the answer on the host.
 
     An agent that does not know the command (a usage error, exit 2) has none of the additions;
     any other failure leaves what was stored, and says so in the log."""
-    transport = transport or transport_for(host)
     try:
         result = transport.run(
             protocol.build_command(host.script_path, protocol.CAPABILITIES_COMMAND),
