@@ -31,6 +31,15 @@ class User(AbstractUser):
         blank=True,
         help_text="Maximum number of benches for this user; empty uses the site default.",
     )
+    vcpu_quota = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Maximum vCPUs of this user's benches together; empty uses the site default."
+    )
+    memory_quota_mib = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Maximum memory (MiB) of this user's benches together; empty: the default."
+    )
+    disk_quota_gib = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Maximum disk (GiB) of this user's benches together; empty: the default."
+    )
     deletion_requested_at = models.DateTimeField(
         null=True,
         blank=True,

@@ -38,3 +38,8 @@ def session_expiry(session_key: str) -> datetime | None:
         .values_list("expire_date", flat=True)
         .first()
     )
+
+
+def ssh_public_keys_for(user: User) -> list[str]:
+    """The user's SSH public key lines, oldest first (placeholder until the SSH keys model lands)."""
+    return []

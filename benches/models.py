@@ -1,4 +1,5 @@
-"""Hosts, benches, jobs and their streamed output.
+"""Hosts, the images and plans benches are made from, benches, their snapshots, jobs and their
+streamed output.
 
 A bench row is never dropped while its VM may exist: delete keeps it (status ``deleting``) until
 the remote delete succeeded. Jobs outlive their bench (``bench`` becomes NULL, the names stay),
@@ -8,13 +9,15 @@ so they remain the audit trail of who ran what, when, with which exit code.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
 from . import naming
 
 BENCH_NAME_MAX_LENGTH = naming.MAX_LENGTH
+SNAPSHOT_NAME_MAX_LENGTH = naming.SNAPSHOT_MAX_LENGTH
+IMAGE_ID_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"  # as the agent's IMAGE_ID_RE
 
 
 class Host(models.Model):
@@ -64,6 +67,61 @@ class Host(models.Model):
         return self.public_host or self.address or "localhost"
 
 
+class Image(models.Model):
+    """A base disk image ("template") users pick for a bench: the name they see, the id the hosts'
+    agents know it by, and the hosts that have it. A bench's disk is an overlay on it."""
+
+    name = models.CharField(max_length=64, unique=True, help_text="Shown to users, e.g. 'Debian 12'.")
+    image_id = models.CharField(
+        max_length=64,
+        validators=[
+            RegexValidator(IMAGE_ID_PATTERN, "Letters, digits, '.', '_' and '-', starting with a letter or digit.")
+        ],
+        help_text="The image's id on its hosts, as `devbench-agent images` lists it.",
+    )
+    description = models.CharField(max_length=200, blank=True)
+    hosts = models.ManyToManyField(Host, blank=True, related_name="images", help_text="The hosts that have it.")
+    enabled = models.BooleanField(default=True, help_text="Offered for new benches.")
+    is_default = models.BooleanField(default=False, help_text="Used when a create names no image.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="benches_one_default_image"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Plan(models.Model):
+    """A bench size: vCPUs, memory and disk, within the agent's limits (docs/host-protocol.md)."""
+
+    name = models.CharField(max_length=64, unique=True, help_text="Shown to users, e.g. 'Small'.")
+    vcpus = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(64)])
+    memory_mib = models.PositiveIntegerField(
+        validators=[MinValueValidator(128), MaxValueValidator(256 * 1024)], help_text="Memory in MiB."
+    )
+    disk_gib = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(4096)], help_text="Disk size in GiB."
+    )
+    enabled = models.BooleanField(default=True, help_text="Offered for new benches.")
+    is_default = models.BooleanField(default=False, help_text="Used when a create names no plan.")
+
+    class Meta:
+        ordering = ["vcpus", "memory_mib", "disk_gib", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="benches_one_default_plan"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.vcpus} vCPU, {self.memory_mib} MiB, {self.disk_gib} GiB)"
+
+
 class DevBench(models.Model):
     """A user's VM on a host."""
 
@@ -88,6 +146,17 @@ class DevBench(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, null=True, blank=True, related_name="benches")
+    plan = models.ForeignKey(Plan, on_delete=models.SET_NULL, null=True, blank=True, related_name="benches")
+    # The size the bench was made with, kept when its plan changes or goes: what quotas count.
+    vcpus = models.PositiveSmallIntegerField(default=0, help_text="0: the host's default size.")
+    memory_mib = models.PositiveIntegerField(default=0)
+    disk_gib = models.PositiveIntegerField(default=0)
+    private_key_encrypted = models.TextField(
+        blank=True, editable=False,
+        help_text="DevBench's own key for the VM (installed at create), encrypted like hosts' keys.",
+    )
+    public_key = models.TextField(blank=True, editable=False, help_text="The public half of DevBench's key.")
     latest_job = models.ForeignKey(
         "Job", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+",
         help_text="The bench's newest job, set when a job is created.",
@@ -118,6 +187,9 @@ class Job(models.Model):
         START = "start"
         STOP = "stop"
         DELETE = "delete"
+        SNAPSHOT = "snapshot"
+        RESTORE = "restore"
+        DELETE_SNAPSHOT = "delete-snapshot"
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -144,6 +216,7 @@ class Job(models.Model):
     )
     host = models.ForeignKey(Host, on_delete=models.SET_NULL, null=True, related_name="jobs")
     command = models.CharField(max_length=16, choices=Command.choices)
+    argument = models.CharField(max_length=64, blank=True, help_text="The snapshot a snapshot command is about.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     exit_code = models.IntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -169,6 +242,24 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state not in self.ACTIVE_STATES
+
+
+class Snapshot(models.Model):
+    """A snapshot of a bench's VM on its host, recorded when the snapshot job succeeded."""
+
+    bench = models.ForeignKey(DevBench, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=SNAPSHOT_NAME_MAX_LENGTH, validators=[naming.snapshot_validator])
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["bench", "name"], name="benches_snapshot_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.bench} @ {self.name}"
 
 
 class JobChunk(models.Model):

@@ -37,3 +37,23 @@ def name_problem(name: object) -> str | None:
         return TOO_LONG_MESSAGE
     return INVALID_MESSAGE
 
+
+
+# Snapshot names: the agent's SNAPSHOT_RE (docs/host-protocol.md), one rule for the model, the
+# services and the API.
+SNAPSHOT_MAX_LENGTH = 32
+SNAPSHOT_NAME_RE = re.compile(rf"\A[A-Za-z0-9][A-Za-z0-9_-]{{0,{SNAPSHOT_MAX_LENGTH - 1}}}\Z")
+SNAPSHOT_INVALID_MESSAGE = (
+    f"Invalid snapshot name. Use 1 to {SNAPSHOT_MAX_LENGTH} letters, numbers, hyphens and underscores, "
+    "starting with a letter or number."
+)
+snapshot_validator = RegexValidator(
+    regex=SNAPSHOT_NAME_RE, message=SNAPSHOT_INVALID_MESSAGE, code="invalid_snapshot_name"
+)
+
+
+def snapshot_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a snapshot name, or None when it is one."""
+    if isinstance(name, str) and SNAPSHOT_NAME_RE.match(name):
+        return None
+    return SNAPSHOT_INVALID_MESSAGE

@@ -7,7 +7,7 @@ from django.db.models import Count, F, Q, QuerySet
 from accounts.models import User
 from devbench_site.errors import NotFound
 
-from .models import DevBench, Host, Job, JobChunk
+from .models import DevBench, Host, Image, Job, JobChunk
 from .provisioning import messages
 
 
@@ -25,18 +25,23 @@ def bench_counts_for(user: User, name: str) -> tuple[int, int]:
     return counts["owned"], counts["same_name"]
 
 
-def host_ids_by_free_capacity(*, with_local: bool) -> list[int]:
-    """Enabled hosts with a free place, most free first. ``with_local=False`` leaves out the
-    built-in local host."""
+def host_ids_by_free_capacity(*, with_local: bool, image: Image | None = None, needs: str = "") -> list[int]:
+    """Enabled hosts with a free place, most free first: those that have ``image`` when one is
+    given, and whose agent has the capability ``needs`` when one is named. ``with_local=False``
+    leaves out the built-in local host."""
     hosts = Host.objects.filter(enabled=True)
     if not with_local:
         hosts = hosts.exclude(kind=Host.Kind.LOCAL)
-    return list(
+    if image is not None:
+        hosts = hosts.filter(pk__in=image.hosts.values("pk"))
+    rows = (
         hosts.annotate(free=F("capacity") - Count("benches"))
         .filter(free__gt=0)
         .order_by("-free", "name")
-        .values_list("pk", flat=True)
+        .values_list("pk", "capabilities")
     )
+    # In Python: a JSON list's ``contains`` lookup is not portable to SQLite.
+    return [pk for pk, capabilities in rows if not needs or needs in (capabilities or [])]
 
 
 def bench_count_on(host_id: int) -> int:

@@ -44,7 +44,7 @@ class SSHConfigEntry:
 
 def vm_username(user: User) -> str:
     """The account name inside a user's VMs."""
-    return settings.DEVBENCH_VM_USERNAME or user.username
+    return (settings.DEVBENCH_VM_USERNAME or user.username).lower()
 
 
 def entries_for(user: User, benches: Iterable[DevBench]) -> list[SSHConfigEntry]:

@@ -323,6 +323,11 @@ LOGGING = {
 
 # --- Benches (benches app) --------------------------------------------------------------------
 DEVBENCH_DEFAULT_QUOTA = env.int("DEVBENCH_DEFAULT_QUOTA", default=5)
+# Resource limits per user (all benches together); unset: the bench count times the default plan.
+DEVBENCH_DEFAULT_VCPU_QUOTA = env.int("DEVBENCH_DEFAULT_VCPU_QUOTA", default=None)
+DEVBENCH_DEFAULT_MEMORY_QUOTA_MIB = env.int("DEVBENCH_DEFAULT_MEMORY_QUOTA_MIB", default=None)
+DEVBENCH_DEFAULT_DISK_QUOTA_GIB = env.int("DEVBENCH_DEFAULT_DISK_QUOTA_GIB", default=None)
+DEVBENCH_MAX_SNAPSHOTS_PER_BENCH = env.int("DEVBENCH_MAX_SNAPSHOTS_PER_BENCH", default=5)
 DEVBENCH_CREATE_LIMIT_PER_HOUR = env.int("DEVBENCH_CREATE_LIMIT_PER_HOUR", default=10)
 # The built-in "local" host: the bundled agent in simulated mode, no hypervisor or sshd needed.
 DEVBENCH_LOCAL_HOST = env.bool("DEVBENCH_LOCAL_HOST", default=True)

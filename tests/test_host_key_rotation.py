@@ -69,7 +69,7 @@ def test_reencrypt_moves_every_stored_key_to_the_new_secret(stored_key_host, adm
     rotate(settings, fallbacks=[OLD_SECRET])
     before = stored_key_host.private_key_encrypted
     call_command("reencrypt_host_keys")
-    assert "Re-encrypted the private keys of 1 host(s)" in capsys.readouterr().out
+    assert "Re-encrypted 1 stored private key(s)" in capsys.readouterr().out
     stored_key_host.refresh_from_db()
     assert stored_key_host.private_key_encrypted != before
 

@@ -67,24 +67,35 @@ def decrypt_private_key(token: str) -> str:
 
 
 def reencrypt_stored_private_keys() -> tuple[list[str], list[str]]:
-    """Encrypt every stored host private key with the current SECRET_KEY.
+    """Encrypt every stored private key (hosts', and DevBench's own key of each bench) with the
+    current SECRET_KEY.
 
-    Returns the names of the hosts re-encrypted and of those whose key no configured secret
-    decrypts (left unchanged). Run after a rotation, before dropping the old key from the fallbacks.
+    Returns the names of those re-encrypted and of those whose key no configured secret decrypts
+    (left unchanged): hosts by name, benches as ``DevBench <id>``. Run after a rotation, before
+    dropping the old key from the fallbacks.
     """
+    from ..models import DevBench
+
     fernet = _fernet()
     done: list[str] = []
     failed: list[str] = []
-    for host in Host.objects.exclude(private_key_encrypted="").order_by("name"):
+    rows = [
+        *((host, host.name) for host in Host.objects.exclude(private_key_encrypted="").order_by("name")),
+        *(
+            (bench, f"DevBench {bench.pk}")
+            for bench in DevBench.objects.exclude(private_key_encrypted="").order_by("pk")
+        ),
+    ]
+    for row, label in rows:
         try:
-            token = fernet.rotate(host.private_key_encrypted.encode()).decode()
+            token = fernet.rotate(row.private_key_encrypted.encode()).decode()
         except InvalidToken:
-            failed.append(host.name)
+            failed.append(label)
             continue
-        # update() on the one column: an admin editing the host at the same time keeps the rest.
-        Host.objects.filter(pk=host.pk, private_key_encrypted=host.private_key_encrypted).update(
+        # update() on the one column: an admin editing the row at the same time keeps the rest.
+        type(row).objects.filter(pk=row.pk, private_key_encrypted=row.private_key_encrypted).update(
             private_key_encrypted=token)
-        done.append(host.name)
+        done.append(label)
     return done, failed
 
 

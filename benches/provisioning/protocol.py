@@ -1,11 +1,13 @@
 """The remote provision script's protocol, as pure functions: building the command line and
 parsing what the script prints. See docs/host-protocol.md.
 
-``<script> <command> <vm_name>``; every argument is validated, then shell-quoted.
+``<script> <command> <vm_name> [<snapshot>] [create options]``; every argument is validated, then
+shell-quoted.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 import shlex
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from .. import naming
 
 COMMANDS = ("create", "status", "delete", "start", "stop", "activate")
+SNAPSHOT_COMMANDS = ("snapshot", "restore", "delete-snapshot")
 BATCH_LIST_COMMAND = "list"
 CAPABILITIES_COMMAND = "capabilities"
 USAGE_ERROR_EXIT_CODE = 2  # what a script answers to a command or argument it does not know
@@ -25,6 +28,10 @@ KNOWN_CAPABILITIES = ("list", "images", "plans", "ssh-keys", "snapshots")
 BENCH_NAME_RE = naming.NAME_RE
 VM_NAME_RE = re.compile(rf"\A[a-zA-Z]{{1,32}}_{naming.PATTERN}\Z")  # <username>_<bench name>
 SCRIPT_PATH_RE = re.compile(r"\A[A-Za-z0-9_./~+-]{1,500}\Z")
+IMAGE_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+VM_USER_RE = re.compile(r"\A[a-z_][a-z0-9_-]{0,31}\Z")
+PUBLIC_KEY_LINE_RE = re.compile(r"\A[a-z0-9][a-z0-9@.-]{2,63} [A-Za-z0-9+/]+={0,3}(?: [^\x00-\x1f\x7f]*)?\Z")
+MAX_SSH_KEYS = 32  # the agent refuses a 33rd --ssh-key
 
 ACTIVE_STATES = {"running", "active"}
 INACTIVE_STATES = {"stopped", "poweroff", "inactive", "saved", "paused", "aborted"}
@@ -61,7 +68,54 @@ def vm_name_for(username: str, bench_name: str) -> str:
     return f"{username}_{bench_name}"
 
 
-def build_command(script_path: str, command: str, vm_name: str | None = None) -> str:
+@dataclass(frozen=True)
+class CreateOptions:
+    """The v2 create options (docs/host-protocol.md); an empty or zero field is left to the host."""
+
+    image_id: str = ""
+    vcpus: int = 0
+    memory_mib: int = 0
+    disk_gib: int = 0
+    user: str = ""
+    ssh_keys: tuple[str, ...] = ()
+
+    def arguments(self) -> list[str]:
+        """``--flag value`` pairs, each value checked against the protocol's rule."""
+        args: list[str] = []
+        if self.image_id:
+            if not IMAGE_ID_RE.match(self.image_id):
+                raise ProtocolError(f"Invalid image id: {self.image_id!r}")
+            args += ["--image", self.image_id]
+        for flag, value, low, high in (
+            ("--vcpus", self.vcpus, 1, 64),
+            ("--memory", self.memory_mib, 128, 262144),
+            ("--disk", self.disk_gib, 1, 4096),
+        ):
+            if value:
+                if not low <= value <= high:
+                    raise ProtocolError(f"{flag} must be {low}–{high}, not {value}")
+                args += [flag, str(value)]
+        if self.user:
+            if not VM_USER_RE.match(self.user):
+                raise ProtocolError(f"Invalid VM user name: {self.user!r}")
+            args += ["--user", self.user]
+        if len(self.ssh_keys) > MAX_SSH_KEYS:
+            raise ProtocolError(f"At most {MAX_SSH_KEYS} SSH keys go to a VM, not {len(self.ssh_keys)}")
+        for key in self.ssh_keys:
+            if not PUBLIC_KEY_LINE_RE.match(key):
+                raise ProtocolError("An SSH key is not one OpenSSH public key line")
+            args += ["--ssh-key", base64.b64encode(key.encode()).decode()]
+        return args
+
+
+def build_command(
+    script_path: str,
+    command: str,
+    vm_name: str | None = None,
+    *,
+    snapshot: str = "",
+    create_options: CreateOptions | None = None,
+) -> str:
     """The shell command line that runs ``command`` for ``vm_name``, every argument quoted.
 
     Raises ProtocolError for an unknown command or a name outside the allowed alphabet, so
@@ -71,11 +125,18 @@ def build_command(script_path: str, command: str, vm_name: str | None = None) ->
         raise ProtocolError(f"Invalid script path: {script_path!r}")
     if command in (BATCH_LIST_COMMAND, CAPABILITIES_COMMAND):
         return shlex.join([script_path, command])
-    if command not in COMMANDS:
+    if command not in COMMANDS and command not in SNAPSHOT_COMMANDS:
         raise ProtocolError(f"Unknown command: {command!r}")
     if not VM_NAME_RE.match(vm_name or ""):
         raise ProtocolError(f"Invalid VM name: {vm_name!r}")
-    return shlex.join([script_path, command, vm_name])
+    args = [script_path, command, vm_name]
+    if command in SNAPSHOT_COMMANDS:
+        if naming.snapshot_name_problem(snapshot):
+            raise ProtocolError(f"Invalid snapshot name: {snapshot!r}")
+        args.append(snapshot)
+    if command == "create" and create_options is not None:
+        args += create_options.arguments()
+    return shlex.join(args)
 
 
 def _at_line_starts(pattern: re.Pattern, output: str) -> Iterator[re.Match]:

@@ -1,7 +1,9 @@
 """Bench actions (writes), one module per job; callers import them from here.
 
 - ``hosts``: the built-in ``local`` host, registering and changing hosts, placement, connection checks;
+- ``catalog``: the image and plan of a create, the resource quotas;
 - ``lifecycle``: create, activate/start/stop, delete, cancel;
+- ``snapshots``: take, restore and delete a bench's snapshots;
 - ``jobs``: running a job on its host and applying its outcome, the stale-job sweep;
 - ``status``: one bench's status now, and the per-host status sync.
 
@@ -10,6 +12,7 @@ call these functions. Remote commands run as Jobs: queued here, executed by ``ex
 worker (or inline for a status check), their output stored and streamed as it arrives.
 """
 
+from .catalog import Resources, choose_image, choose_plan, quota_for, resource_limits_for, resources_held_by
 from .hosts import (
     HOST_EDITABLE_FIELDS,
     ConnectionCheck,
@@ -29,10 +32,10 @@ from .lifecycle import (
     create_bench,
     delete_bench,
     delete_benches_of,
-    quota_for,
     request_command,
     validate_bench_name,
 )
+from .snapshots import delete_snapshot, restore_snapshot, snapshots_available, take_snapshot
 from .status import check_status, sync_all_statuses, sync_host_statuses
 
 __all__ = [
@@ -42,23 +45,32 @@ __all__ = [
     "MUTATING_COMMANDS",
     "WORKER_LOST_MESSAGE",
     "ConnectionCheck",
+    "Resources",
     "cancel_job",
     "check_host_connection",
     "check_status",
+    "choose_image",
+    "choose_plan",
     "create_bench",
     "delete_bench",
     "delete_benches_of",
     "delete_host",
+    "delete_snapshot",
     "ensure_local_host",
     "execute_job",
     "local_agent_script",
     "quota_for",
     "register_host",
     "request_command",
+    "resource_limits_for",
+    "resources_held_by",
+    "restore_snapshot",
     "set_host_enabled",
+    "snapshots_available",
     "sweep_stale_jobs",
     "sync_all_statuses",
     "sync_host_statuses",
+    "take_snapshot",
     "update_host",
     "validate_bench_name",
 ]

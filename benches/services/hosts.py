@@ -18,7 +18,7 @@ from django.utils import timezone
 from devbench_site.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 from .. import selectors
-from ..models import DevBench, Host
+from ..models import DevBench, Host, Image, Plan
 from ..provisioning import host_keys, protocol
 from ..provisioning.transport import TransportError, transport_for
 
@@ -177,21 +177,27 @@ def _clean_host(host: Host) -> None:
         raise InvalidInput(prefix + messages[0], fields=fields) from None
 
 
-def pick_host() -> Host:
-    """The enabled host with the most free capacity, locked for this transaction.
+def pick_host(*, image: Image | None = None, plan: Plan | None = None) -> Host:
+    """The enabled host with the most free capacity, locked for this transaction: one that has
+    ``image`` (when given), and whose agent takes a size (``plans``) when ``plan`` is not the
+    default one — a host without it makes every bench its own default size.
 
     A host's benches are counted again once it is locked: every create locks its host before
     adding a bench, so creates at once cannot all take a host's last place (the count made before
     the lock can be stale by then). A host found full then is passed over for the next one.
     The ``local`` host is created after migrations (``benches.receivers``), not here.
     """
-    for pk in selectors.host_ids_by_free_capacity(with_local=settings.DEVBENCH_LOCAL_HOST):
+    needs = "plans" if plan is not None and not plan.is_default else ""
+    candidates = selectors.host_ids_by_free_capacity(with_local=settings.DEVBENCH_LOCAL_HOST, image=image, needs=needs)
+    for pk in candidates:
         try:  # get(), not first(): one row by its key needs no ORDER BY to compile
             host = Host.objects.select_for_update().get(pk=pk, enabled=True)
         except Host.DoesNotExist:
             continue
         if selectors.bench_count_on(host.pk) < host.capacity:
             return host
+    if image is not None and not image.hosts.filter(enabled=True).exists():
+        raise Unavailable(f"No enabled host has the image {image.name}; ask an admin")
     raise Unavailable("No host has free capacity for a new DevBench; ask an admin")
 
 

@@ -12,13 +12,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import ssh_public_keys_for as owner_public_keys
 from devbench_site.db_connections import give_back_connection
 
-from ..models import DevBench, Host, Job
+from ..models import DevBench, Host, Job, Snapshot
 from ..provisioning import messages, protocol
 from ..provisioning.publishing import publisher, user_group
 from ..provisioning.streaming import JobOutputStream
 from ..provisioning.transport import CommandResult, TransportError, transport_for
+from ..ssh_config import vm_username
 from .hosts import remember_learned_host_key
 
 logger = logging.getLogger(__name__)
@@ -27,7 +29,8 @@ Status = DevBench.Status
 Command = Job.Command
 State = Job.State
 
-MUTATING_COMMANDS = (Command.CREATE, Command.DELETE, Command.ACTIVATE, Command.START, Command.STOP)
+SNAPSHOT_COMMANDS = (Command.SNAPSHOT, Command.RESTORE, Command.DELETE_SNAPSHOT)
+MUTATING_COMMANDS = (Command.CREATE, Command.DELETE, Command.ACTIVATE, Command.START, Command.STOP, *SNAPSHOT_COMMANDS)
 
 
 WORKER_LOST_MESSAGE = (
@@ -36,10 +39,11 @@ WORKER_LOST_MESSAGE = (
 )
 
 
-
-def new_job(*, bench: DevBench, command: str, actor: User | None) -> Job:
-    """A queued job for ``bench``, recorded as the bench's latest."""
+def new_job(*, bench: DevBench, command: str, actor: User | None, argument: str = "") -> Job:
+    """A queued job for ``bench`` (``argument``: the snapshot of a snapshot command), recorded as
+    the bench's latest."""
     job = Job.objects.create(
+        argument=argument,
         bench=bench,
         original_bench_id=bench.pk,
         bench_name=bench.name,
@@ -85,7 +89,7 @@ def execute_job(job_id: int) -> Job | None:
     effects, so it is marked failed rather than run again.
     """
     try:
-        job = Job.objects.select_related("bench__user", "host").get(pk=job_id)
+        job = Job.objects.select_related("bench__user", "bench__image", "host").get(pk=job_id)
     except Job.DoesNotExist:
         return None
     if job.state == State.RUNNING:
@@ -113,10 +117,36 @@ def execute_job(job_id: int) -> Job | None:
     return job
 
 
+def command_line_for(job: Job, host: Host, vm_name: str) -> str:
+    """The job's command line: a create carries the options the host's agent takes (its image,
+    size, the VM's user and keys), a snapshot command its snapshot. ProtocolError when an
+    argument breaks the protocol's rules."""
+    options = None
+    if job.command == Command.CREATE and job.bench is not None:
+        options = create_options(job.bench, host)
+    return protocol.build_command(
+        host.script_path, job.command, vm_name, snapshot=job.argument, create_options=options
+    )
+
+
+def create_options(bench: DevBench, host: Host) -> protocol.CreateOptions:
+    """What a create tells the host's agent, as far as its capabilities go (docs/host-protocol.md)."""
+    capabilities = set(host.capabilities or [])
+    options: dict = {}
+    if "images" in capabilities and bench.image is not None:
+        options["image_id"] = bench.image.image_id
+    if "plans" in capabilities and bench.vcpus:
+        options.update(vcpus=bench.vcpus, memory_mib=bench.memory_mib, disk_gib=bench.disk_gib)
+    if "ssh-keys" in capabilities:
+        options["user"] = vm_username(bench.user)
+        options["ssh_keys"] = tuple(owner_public_keys(bench.user)) + ((bench.public_key,) if bench.public_key else ())
+    return protocol.CreateOptions(**options)
+
+
 def run_remote(job: Job, host: Host, vm_name: str) -> tuple[CommandResult | None, str]:
     """Run the job's command; returns the result, or None and the reason it could not run."""
     try:
-        command_line = protocol.build_command(host.script_path, job.command, vm_name)
+        command_line = command_line_for(job, host, vm_name)
     except protocol.ProtocolError as exc:
         return None, str(exc)
 
@@ -217,6 +247,8 @@ def _apply_outcome(job: Job, bench: DevBench, result: CommandResult | None, stat
             status=bench.status, last_error=bench.last_error, updated_at=bench.updated_at
         )
         return False
+    elif job.command in SNAPSHOT_COMMANDS:
+        _apply_snapshot_outcome(job, bench, result, state, reason)
     else:  # activate, start, stop
         if state == State.SUCCEEDED:
             bench.status = Status.INACTIVE if job.command == Command.STOP else Status.ACTIVE
@@ -225,6 +257,24 @@ def _apply_outcome(job: Job, bench: DevBench, result: CommandResult | None, stat
             bench.status, bench.last_error = Status.UNKNOWN, reason
     _save_bench_fields(bench, fields)
     return False
+
+
+def _apply_snapshot_outcome(job: Job, bench: DevBench, result: CommandResult | None, state: str, reason: str) -> None:
+    """A snapshot taken or deleted is recorded; a restore leaves the VM as the agent says (stopped)."""
+    if state != State.SUCCEEDED:
+        bench.last_error = reason
+        if job.command == Command.RESTORE:  # the VM may have been stopped before the restore failed
+            bench.status = Status.UNKNOWN
+        return
+    bench.last_error = ""
+    if job.command == Command.SNAPSHOT:
+        Snapshot.objects.get_or_create(
+            bench_id=bench.pk, name=job.argument, defaults={"created_by_id": job.requested_by_id}
+        )
+    elif job.command == Command.DELETE_SNAPSHOT:
+        Snapshot.objects.filter(bench_id=bench.pk, name=job.argument).delete()
+    else:
+        bench.status = protocol.parse_status_output(result.stdout, result.exit_code) if result else Status.UNKNOWN
 
 
 def _save_bench_fields(bench: DevBench, fields: list[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -16,8 +17,10 @@ from devbench_site.errors import Conflict, InvalidInput, NotFound, RateLimited
 from devbench_site.rate_limits import FixedWindowCounter
 
 from .. import naming, selectors
-from ..models import DevBench, Job
-from ..provisioning import messages
+from ..models import DevBench, Job, Plan
+from ..provisioning import bench_keys, messages
+from ..provisioning.host_keys import encrypt_private_key
+from .catalog import Resources, check_resource_quota, choose_image, choose_plan, quota_for
 from .hosts import pick_host
 from .jobs import active_job, dispatch, finish_without_running, new_job, publish
 
@@ -39,10 +42,6 @@ def _creation_limit() -> FixedWindowCounter:
     )
 
 
-def quota_for(user: User) -> int:
-    return user.bench_quota if user.bench_quota is not None else settings.DEVBENCH_DEFAULT_QUOTA
-
-
 def validate_bench_name(name: str) -> str:
     """``name`` when it is a bench name (``benches.naming``), else InvalidInput saying why."""
     message = naming.name_problem(name)
@@ -51,25 +50,33 @@ def validate_bench_name(name: str) -> str:
     return name
 
 
-def create_bench(*, user: User, name: str) -> DevBench:
+def create_bench(*, user: User, name: str, image: object = None, plan: object = None) -> DevBench:
     """Record a bench (status creating) and queue its create job.
 
-    Checks, in order: the name, duplicates, the user's holding limits (the quota), the hourly
-    creation limit and a host with free capacity. Nothing is written when one fails. The counts
-    are made and the creation slot taken under a lock on the user's row, in the transaction that
-    adds the bench, so creates sent at once are counted one after another.
+    ``image`` and ``plan`` are names (``services.catalog``); none means the defaults. Checks, in
+    order: the name, the image and plan, duplicates, the user's holding limits (the bench count,
+    vCPUs, memory, disk), the hourly creation limit and a host that has the image and a free
+    place. Nothing is written when one fails. The counts are made and the creation slot taken
+    under a lock on the user's row, in the transaction that adds the bench, so creates sent at
+    once are counted one after another.
     """
     name = validate_bench_name((name or "").strip() if isinstance(name, str) else name)
+    chosen_image, chosen_plan = choose_image(image), choose_plan(plan)
+    private_key, public_key = bench_keys.new_key_pair()
     try:
         with _creation_slot(user) as take_creation_slot, transaction.atomic():
             user = _lock_user(user)
             owned, same_name = selectors.bench_counts_for(user, name)
             if same_name:
                 raise InvalidInput(DUPLICATE_NAME_MESSAGE, fields={"name": [DUPLICATE_NAME_MESSAGE]})
-            _check_holding_limits(user=user, owned=owned)
+            _check_holding_limits(user=user, owned=owned, plan=chosen_plan)
             take_creation_slot()
-            host = pick_host()
-            bench = DevBench.objects.create(user=user, host=host, name=name, status=Status.CREATING)
+            host = pick_host(image=chosen_image, plan=chosen_plan)
+            size = asdict(Resources.of_plan(chosen_plan))  # zeros: the host's default size
+            bench = DevBench.objects.create(
+                user=user, host=host, name=name, status=Status.CREATING, image=chosen_image, plan=chosen_plan,
+                private_key_encrypted=encrypt_private_key(private_key), public_key=public_key, **size,
+            )  # fmt: skip
             job = new_job(bench=bench, command=Command.CREATE, actor=user)
     except IntegrityError:
         raise InvalidInput(DUPLICATE_NAME_MESSAGE, fields={"name": [DUPLICATE_NAME_MESSAGE]}) from None
@@ -87,12 +94,14 @@ def _lock_user(user: User) -> User:
     return locked
 
 
-def _check_holding_limits(*, user: User, owned: int) -> None:
-    """Every limit on what a user holds at once, checked under the user's lock. A new limit
-    (vCPUs, memory, disk of the user's benches) is one more check here."""
+def _check_holding_limits(*, user: User, owned: int, plan: Plan | None) -> None:
+    """Every limit on what a user holds at once, checked under the user's lock: the bench count,
+    then the vCPUs, memory and disk of the user's benches with the new one."""
     quota = quota_for(user)
     if owned >= quota:
         raise InvalidInput(f"DevBench quota reached: you have {quota} of {quota}. Delete one first.")
+    check_resource_quota(user, plan)
+
 
 
 @contextmanager
