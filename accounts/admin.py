@@ -15,7 +15,7 @@ from django.urls import reverse
 from devbench_site.errors import DomainError
 
 from . import services
-from .models import APIKey, User
+from .models import APIKey, SSHKey, User
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -49,7 +49,8 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Contact", {"fields": ("email", "first_name", "last_name")}),
-        ("DevBench", {"fields": ("bench_quota", "deletion_requested_at")}),
+        ("DevBench", {"fields": ("bench_quota", "vcpu_quota", "memory_quota_mib", "disk_quota_gib",
+                                 "deletion_requested_at")}),
         ("Role", {"fields": ("is_active", "is_staff", "is_superuser")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
@@ -150,3 +151,17 @@ class APIKeyAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if obj.revoked_at is not None and "revoked_at" in form.changed_data:
             services.revoke_api_key(user=obj.user, key_id=obj.pk)  # closes its open sockets
+
+
+@admin.register(SSHKey)
+class SSHKeyAdmin(admin.ModelAdmin):
+    """Users add their own keys; an admin can see and remove them (a leaked key, a leaver)."""
+
+    list_display = ("name", "user", "fingerprint", "created_at")
+    search_fields = ("name", "fingerprint", "user__username")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "name", "public_key", "fingerprint", "created_at")
+    fields = readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        return False

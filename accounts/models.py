@@ -1,4 +1,5 @@
-"""Accounts: the user model (letters-only usernames, unique case-insensitively) and API keys."""
+"""Accounts: the user model (letters-only usernames, unique case-insensitively), API keys and
+the SSH public keys installed in a user's new benches."""
 
 from __future__ import annotations
 
@@ -79,3 +80,28 @@ class APIKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class SSHKey(models.Model):
+    """One of a user's SSH public keys, installed (with cloud-init) in each bench created after it
+    was added. The line is stored normalised (``accounts.ssh_keys``)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="ssh_keys")
+    name = models.CharField(max_length=100)
+    public_key = models.TextField(help_text="One OpenSSH public key line.")
+    fingerprint = models.CharField(max_length=64, help_text="SHA256, as ssh-keygen -l prints it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "SSH key"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "fingerprint"], name="accounts_sshkey_unique_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.fingerprint})"
+
+    @property
+    def key_type(self) -> str:
+        return self.public_key.split(" ", 1)[0]

@@ -8,7 +8,7 @@ from django.contrib.sessions.models import Session
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .models import APIKey, User
+from .models import APIKey, SSHKey, User
 
 
 def api_keys_for(user: User) -> QuerySet[APIKey]:
@@ -40,6 +40,11 @@ def session_expiry(session_key: str) -> datetime | None:
     )
 
 
+def ssh_keys_for(user: User) -> QuerySet[SSHKey]:
+    """The user's SSH keys, oldest first."""
+    return SSHKey.objects.filter(user=user).order_by("created_at", "id")
+
+
 def ssh_public_keys_for(user: User) -> list[str]:
-    """The user's SSH public key lines, oldest first (placeholder until the SSH keys model lands)."""
-    return []
+    """The user's SSH public key lines, oldest first: what a new bench's VM authorizes."""
+    return list(ssh_keys_for(user).values_list("public_key", flat=True))

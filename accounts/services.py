@@ -1,4 +1,4 @@
-"""Account actions (writes): users, passwords, the bootstrap admin and API keys.
+"""Account actions (writes): users, passwords, the bootstrap admin, API keys and SSH keys.
 
 The original's admin routes, the Django admin, the management commands and the REST API all call
 these functions, so each rule lives here once.
@@ -11,6 +11,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -20,9 +21,10 @@ from django.utils import timezone
 
 from devbench_site.errors import Forbidden, InvalidInput, NotFound
 
-from .models import APIKey, User
+from .models import APIKey, SSHKey, User
 from .signals import user_deletion_requested
 from .socket_credentials import end_sockets
+from .ssh_keys import InvalidPublicKey, parse_public_key
 from .validators import USERNAME_MAX_LENGTH, username_letters_only
 
 logger = logging.getLogger(__name__)
@@ -227,3 +229,39 @@ def authenticate_api_key(raw_key: str) -> tuple[User, APIKey] | None:
         APIKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key.user, key
+
+
+# --- SSH keys ---------------------------------------------------------------------------------
+
+def add_ssh_key(*, user: User, public_key: object, name: object = "") -> SSHKey:
+    """Add one of the user's SSH public keys; benches created from now on authorize it.
+
+    The name defaults to the key's comment. Refuses a line that is not a key, a key the user
+    already has, and more than DEVBENCH_MAX_SSH_KEYS_PER_USER keys.
+    """
+    try:
+        key = parse_public_key(public_key)
+    except InvalidPublicKey as exc:
+        raise InvalidInput(str(exc), fields={"publicKey": [str(exc)]}) from None
+    name = (name.strip() if isinstance(name, str) else "") or key.comment or key.key_type
+    if len(name) > 100:
+        raise InvalidInput("Key name must be at most 100 characters", fields={"name": ["Too long."]})
+    limit = settings.DEVBENCH_MAX_SSH_KEYS_PER_USER
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()  # count one add at a time
+        existing = SSHKey.objects.filter(user=user)
+        if existing.filter(fingerprint=key.fingerprint).exists():
+            message = f"You already have this key ({key.fingerprint})"
+            raise InvalidInput(message, fields={"publicKey": [message]})
+        if existing.count() >= limit:
+            raise InvalidInput(f"SSH key limit reached: you can keep {limit}. Delete one first.")
+        stored = SSHKey.objects.create(user=user, name=name, public_key=key.line, fingerprint=key.fingerprint)
+    logger.info("ssh key added for %s: %s", user.username, key.fingerprint)
+    return stored
+
+
+def delete_ssh_key(*, user: User, key_id: int) -> None:
+    """Remove one of the user's SSH keys. Benches already created keep it in their VM."""
+    deleted, _ = SSHKey.objects.filter(user=user, pk=key_id).delete()
+    if not deleted:
+        raise NotFound("SSH key not found")

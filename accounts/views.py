@@ -1,9 +1,10 @@
-"""Sign-in, sign-out, the user-info route and the API-keys page."""
+"""Sign-in, sign-out, the user-info route, and the API-keys and SSH-keys pages."""
 
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
@@ -138,3 +139,41 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     except DomainError as exc:
         return _api_keys_page(request, status=exc.http_status, error=exc.message)
     return HttpResponseRedirect("/account/api-keys")
+
+
+def _ssh_keys_page(request: HttpRequest, *, status: int = 200, **context) -> HttpResponse:
+    """The SSH-keys page with the user's keys, plus an error (and the rejected input) to show."""
+    context["keys"] = selectors.ssh_keys_for(request.user)
+    context["limit"] = settings.DEVBENCH_MAX_SSH_KEYS_PER_USER
+    return render(request, "accounts/ssh_keys.html", context, status=status)
+
+
+@sign_in_required
+@require_GET
+def ssh_keys_page(request: HttpRequest) -> HttpResponse:
+    return _ssh_keys_page(request)
+
+
+@sign_in_required
+@require_POST
+def ssh_key_add(request: HttpRequest) -> HttpResponse:
+    try:
+        services.add_ssh_key(
+            user=request.user, public_key=request.POST.get("public_key", ""), name=request.POST.get("name", "")
+        )
+    except DomainError as exc:
+        return _ssh_keys_page(
+            request, status=exc.http_status, error=exc.message,
+            entered_name=request.POST.get("name", ""), entered_key=request.POST.get("public_key", ""),
+        )  # fmt: skip
+    return HttpResponseRedirect("/account/ssh-keys")  # a reload does not add it twice
+
+
+@sign_in_required
+@require_POST
+def ssh_key_delete(request: HttpRequest, key_id: int) -> HttpResponse:
+    try:
+        services.delete_ssh_key(user=request.user, key_id=key_id)
+    except DomainError as exc:
+        return _ssh_keys_page(request, status=exc.http_status, error=exc.message)
+    return HttpResponseRedirect("/account/ssh-keys")

@@ -1,4 +1,5 @@
-"""Hosts, benches and jobs (with their logs) in the admin panel; actions call the services."""
+"""Hosts, images, plans, benches (with their snapshots) and jobs (with their logs) in the admin
+panel; actions call the services."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.utils.html import format_html
 from devbench_site.errors import DomainError
 
 from . import selectors, services
-from .models import DevBench, Host, Job
+from .models import DevBench, Host, Image, Job, Plan, Snapshot
 
 
 class HostForm(forms.ModelForm):
@@ -123,6 +124,45 @@ class HostAdmin(admin.ModelAdmin):
             services.set_host_enabled(host=host, enabled=True)
 
 
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ("name", "image_id", "enabled", "is_default", "host_names", "bench_count")
+    list_filter = ("enabled", "hosts")
+    search_fields = ("name", "image_id")
+    filter_horizontal = ("hosts",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(bench_count=Count("benches")).prefetch_related("hosts")
+
+    @admin.display(description="Hosts")
+    def host_names(self, image: Image) -> str:
+        return ", ".join(host.name for host in image.hosts.all()) or "none (no bench can be made from it)"
+
+    @admin.display(description="Benches", ordering="bench_count")
+    def bench_count(self, image: Image) -> int:
+        return image.bench_count
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ("name", "vcpus", "memory_mib", "disk_gib", "enabled", "is_default")
+    list_filter = ("enabled",)
+    search_fields = ("name",)
+
+
+class SnapshotInline(admin.TabularInline):
+    """Snapshots are taken, restored and deleted by jobs on the host (the API and the dashboard)."""
+
+    model = Snapshot
+    fields = ("name", "created_at", "created_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class JobInline(admin.TabularInline):
     model = Job
     fields = ("command", "state", "exit_code", "requested_by", "created_at", "finished_at")
@@ -138,15 +178,17 @@ class JobInline(admin.TabularInline):
 
 @admin.register(DevBench)
 class DevBenchAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "host", "status", "ssh_info", "vnc_info", "actual_name", "updated_at")
-    list_filter = ("status", "host")
+    list_display = ("name", "user", "host", "status", "image", "vcpus", "memory_mib", "disk_gib", "ssh_info",
+                    "vnc_info", "actual_name", "updated_at")
+    list_filter = ("status", "host", "image", "plan")
     search_fields = ("name", "actual_name", "user__username")
-    list_select_related = ("user", "host")
+    list_select_related = ("user", "host", "image")
     readonly_fields = (
-        "actual_name", "status", "ssh_info", "vnc_info", "vm_ip", "last_error", "created_at", "updated_at"
+        "actual_name", "status", "image", "plan", "vcpus", "memory_mib", "disk_gib", "ssh_info", "vnc_info",
+        "vm_ip", "last_error", "created_at", "updated_at", "public_key",
     )
     fields = ("user", "host", "name", *readonly_fields)
-    inlines = [JobInline]
+    inlines = [SnapshotInline, JobInline]
     actions = ["check_status", "delete_benches"]
 
     def has_add_permission(self, request) -> bool:

@@ -7,13 +7,18 @@ from django.db.models import Count, F, Q, QuerySet
 from accounts.models import User
 from devbench_site.errors import NotFound
 
-from .models import DevBench, Host, Image, Job, JobChunk
+from .models import DevBench, Host, Image, Job, JobChunk, Plan, Snapshot
 from .provisioning import messages
 
 
 def benches_for(user: User) -> QuerySet[DevBench]:
-    """The user's benches in the dashboard's order, with their host, in one query."""
-    return DevBench.objects.filter(user=user).select_related("host").order_by("created_at", "id")
+    """The user's benches in the dashboard's order, with their host, image and plan, in one query."""
+    return DevBench.objects.filter(user=user).select_related("host", "image", "plan").order_by("created_at", "id")
+
+
+def cards_for(user: User) -> QuerySet[DevBench]:
+    """``benches_for`` with each bench's snapshots (the cards list them), in two queries."""
+    return benches_for(user).prefetch_related("snapshots")
 
 
 def bench_counts_for(user: User, name: str) -> tuple[int, int]:
@@ -127,3 +132,18 @@ def host_with_bench_count(host_id: int) -> Host:
     if host is None:
         raise NotFound("Host not found")
     return host
+
+
+def images_offered() -> QuerySet[Image]:
+    """The enabled images, default first, then by name."""
+    return Image.objects.filter(enabled=True).order_by("-is_default", "name")
+
+
+def plans_offered() -> QuerySet[Plan]:
+    """The enabled plans, smallest first."""
+    return Plan.objects.filter(enabled=True).order_by("vcpus", "memory_mib", "disk_gib", "name")
+
+
+def snapshots_of(bench: DevBench) -> QuerySet[Snapshot]:
+    """A bench's snapshots, oldest first, with who took each."""
+    return Snapshot.objects.filter(bench=bench).select_related("created_by").order_by("created_at", "id")

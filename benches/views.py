@@ -35,7 +35,9 @@ def _json_action(action: Callable[[HttpRequest, int], dict]) -> Callable:
 @json_errors
 def create_devbench(request: HttpRequest) -> JsonResponse:
     fields = body_fields(request)
-    bench = services.create_bench(user=request.user, name=fields.get("name", ""))
+    bench = services.create_bench(
+        user=request.user, name=fields.get("name", ""), image=fields.get("image"), plan=fields.get("plan")
+    )
     return JsonResponse({"success": True, "devbenchId": bench.pk})
 
 
@@ -82,9 +84,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         request,
         "benches/dashboard.html",
         {
-            "benches": list(selectors.benches_for(request.user)),
+            "benches": list(selectors.cards_for(request.user)),
             "vm_username": ssh_config.vm_username(request.user),
             "quota": services.quota_for(request.user),
+            "images": list(selectors.images_offered()),
+            "plans": list(selectors.plans_offered()),
         },
     )
 
@@ -96,7 +100,7 @@ def bench_cards(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "benches/_bench_list.html",
-        {"benches": selectors.benches_for(request.user), "vm_username": ssh_config.vm_username(request.user)},
+        {"benches": selectors.cards_for(request.user), "vm_username": ssh_config.vm_username(request.user)},
     )
 
 

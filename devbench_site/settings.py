@@ -328,6 +328,8 @@ DEVBENCH_DEFAULT_VCPU_QUOTA = env.int("DEVBENCH_DEFAULT_VCPU_QUOTA", default=Non
 DEVBENCH_DEFAULT_MEMORY_QUOTA_MIB = env.int("DEVBENCH_DEFAULT_MEMORY_QUOTA_MIB", default=None)
 DEVBENCH_DEFAULT_DISK_QUOTA_GIB = env.int("DEVBENCH_DEFAULT_DISK_QUOTA_GIB", default=None)
 DEVBENCH_MAX_SNAPSHOTS_PER_BENCH = env.int("DEVBENCH_MAX_SNAPSHOTS_PER_BENCH", default=5)
+# SSH keys a user may keep; each goes into every new bench (the agent takes at most 32 per VM).
+DEVBENCH_MAX_SSH_KEYS_PER_USER = env.int("DEVBENCH_MAX_SSH_KEYS_PER_USER", default=20)
 DEVBENCH_CREATE_LIMIT_PER_HOUR = env.int("DEVBENCH_CREATE_LIMIT_PER_HOUR", default=10)
 # The built-in "local" host: the bundled agent in simulated mode, no hypervisor or sshd needed.
 DEVBENCH_LOCAL_HOST = env.bool("DEVBENCH_LOCAL_HOST", default=True)

@@ -14,9 +14,9 @@ from tests.bench_fixtures import bench_named
 pytestmark = pytest.mark.django_db  # transactional where jobs run (``run_jobs`` asks for it)
 
 BENCH_KEYS = {"id", "name", "actualName", "status", "host", "sshInfo", "vncInfo", "vmIp", "lastError", "createdAt",
-              "updatedAt", "latestJobId"}
-JOB_KEYS = {"id", "devbenchId", "benchName", "vmName", "command", "state", "exitCode", "error", "requestedBy",
-            "createdAt", "startedAt", "finishedAt", "lastSeq"}
+              "updatedAt", "latestJobId", "image", "plan", "vcpus", "memoryMib", "diskGib", "snapshotsAvailable"}
+JOB_KEYS = {"id", "devbenchId", "benchName", "vmName", "command", "argument", "state", "exitCode", "error",
+            "requestedBy", "createdAt", "startedAt", "finishedAt", "lastSeq"}
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def test_create_returns_201_with_the_bench_and_queues_its_job(api, user, local_a
     assert body | {"createdAt": None, "updatedAt": None} == {
         "id": bench.pk, "name": "test-vm", "actualName": "", "status": "creating", "host": "local",
         "sshInfo": "", "vncInfo": "", "vmIp": None, "lastError": "", "createdAt": None, "updatedAt": None,
-        "latestJobId": job.pk,
+        "latestJobId": job.pk, "image": None, "plan": None, "vcpus": 0, "memoryMib": 0, "diskGib": 0,
+        "snapshotsAvailable": False,
     }
     assert (job.command, job.state, job.requested_by) == ("create", "queued", user)
 

@@ -97,7 +97,8 @@ def test_method_not_allowed_and_unknown_paths_are_json(user):
 def test_api_root_links_every_collection(user):
     body = bearer_client(user).get("/api/v1/").json()
     assert body["benches"] == "http://testserver/api/v1/benches/"
-    assert set(body) == {"me", "benches", "api-keys", "users", "hosts", "session-hosts", "schema", "docs"}
+    assert set(body) == {"me", "benches", "images", "plans", "api-keys", "ssh-keys", "users", "hosts", "session-hosts",
+                         "schema", "docs"}
 
 
 def _scripts(html: str) -> list[tuple[str, str]]:

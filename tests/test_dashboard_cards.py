@@ -54,12 +54,12 @@ def card_of(page: str, bench: DevBench) -> str:
     return page[start:page.index("</article>", start)]
 
 
-def test_warm_dashboard_makes_three_queries_and_shows_the_same_cards(user_client, user, host,
+def test_warm_dashboard_makes_six_queries_and_shows_the_same_cards(user_client, user, host,
                                                                      django_assert_num_queries):
     benches = make_benches(user, host, 12)
     first = user_client.get("/dashboard")
     assert first.status_code == 200
-    with django_assert_num_queries(3):  # session, user, the cards' benches
+    with django_assert_num_queries(6):  # session, user, the cards' benches, their snapshots, images, plans
         second = user_client.get("/dashboard")
     assert bench_list(second) == bench_list(first)
     page = second.content.decode()

@@ -58,6 +58,33 @@ class APIKeyCreatedSerializer(APIKeySerializer):
     key = serializers.CharField(read_only=True, help_text="The key itself: shown this once, never again.")
 
 
+SSH_KEY_EXAMPLE = {
+    "id": 3, "name": "laptop", "keyType": "ssh-ed25519",
+    "publicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ9mW0wq5q6zL1qk1d4HcO2vT1f4r0XHn1cBqTqk8zQm alice@laptop",
+    "fingerprint": "SHA256:Xb3JrU1w0y7mY2e9bQ8l6rYJm7GkqS1j9TtVhQpZ4cE", "createdAt": "2025-11-23T12:00:00Z",
+}
+
+
+@extend_schema_serializer(examples=[OpenApiExample("A key", value=SSH_KEY_EXAMPLE, response_only=True)])
+class SSHKeySerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    keyType = serializers.CharField(source="key_type", read_only=True)
+    publicKey = serializers.CharField(source="public_key", read_only=True)
+    fingerprint = serializers.CharField(read_only=True, help_text="SHA256, as ssh-keygen -l prints it.")
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+
+
+@extend_schema_serializer(examples=[OpenApiExample("New key", value={
+    "name": "laptop", "publicKey": SSH_KEY_EXAMPLE["publicKey"],
+}, request_only=True)])
+class SSHKeyCreateSerializer(serializers.Serializer):
+    name = documented(serializers.CharField(allow_blank=True, default="",
+                                            help_text="A label; defaults to the key's comment."), maxLength=100)
+    publicKey = documented(serializers.CharField(help_text="One OpenSSH public key line.", trim_whitespace=False),
+                           maxLength=8192)
+
+
 USER_EXAMPLE = {
     "id": 5, "username": "john", "email": "john@example.com", "isAdmin": False, "isActive": True,
     "benchQuota": None, "benchCount": 2, "dateJoined": "2025-11-23T12:00:00Z", "lastLogin": None,

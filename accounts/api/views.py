@@ -1,4 +1,4 @@
-"""The accounts API: who am I, your API keys, and users (admins). Thin: parse, call
+"""The accounts API: who am I, your API keys and SSH keys, and users (admins). Thin: parse, call
 ``accounts.services`` / ``accounts.selectors`` (as the compatible admin routes and the admin panel
 do), render."""
 
@@ -18,7 +18,7 @@ from devbench_site.converters import ObjectIdConverter
 from devbench_site.errors import NotFound
 
 from .. import selectors, services
-from ..models import APIKey, User
+from ..models import APIKey, SSHKey, User
 from . import serializers as s
 
 ID_REGEX = ObjectIdConverter.regex  # as the compatible routes: a huge id is a 404, not an overflow
@@ -62,6 +62,33 @@ class APIKeyViewSet(viewsets.GenericViewSet):
     def revoke(self, request: Request, pk: str) -> Response:
         key = services.revoke_api_key(user=request.user, key_id=pk)
         return Response(s.APIKeySerializer(key).data)
+
+
+@extend_schema_view(list=extend_schema(summary="List your SSH keys"))
+class SSHKeyViewSet(viewsets.GenericViewSet):
+    """Your SSH public keys: each bench you create afterwards authorizes them (libvirt hosts)."""
+
+    serializer_class = s.SSHKeySerializer
+    queryset = SSHKey.objects.none()
+    lookup_value_regex = ID_REGEX
+
+    def get_serializer_class(self):
+        return s.SSHKeyCreateSerializer if self.action == "create" else s.SSHKeySerializer
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.ssh_keys_for(request.user))
+        return self.get_paginated_response(s.SSHKeySerializer(page, many=True).data)
+
+    @extend_schema(summary="Add an SSH key", request=s.SSHKeyCreateSerializer, responses={201: s.SSHKeySerializer})
+    def create(self, request: Request) -> Response:
+        data = parse_body(s.SSHKeyCreateSerializer, request)
+        key = services.add_ssh_key(user=request.user, public_key=data["publicKey"], name=data["name"])
+        return Response(s.SSHKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Delete an SSH key", responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.delete_ssh_key(user=request.user, key_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _user(user_id: str) -> User:

@@ -53,6 +53,12 @@ BENCH_EXAMPLE = {
     "createdAt": "2025-11-23T12:00:00Z",
     "updatedAt": "2025-11-23T12:05:00Z",
     "latestJobId": 456,
+    "image": "Debian 12",
+    "plan": "Small",
+    "vcpus": 2,
+    "memoryMib": 2048,
+    "diskGib": 20,
+    "snapshotsAvailable": True,
 }
 
 
@@ -72,11 +78,67 @@ class BenchSerializer(serializers.Serializer):
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
     latestJobId = serializers.IntegerField(source="latest_job_id", read_only=True, allow_null=True)
+    image = serializers.CharField(source="image.name", read_only=True, allow_null=True,
+                                  help_text="The image's name; null: the host's default image.")
+    plan = serializers.CharField(source="plan.name", read_only=True, allow_null=True,
+                                 help_text="The plan's name; null: none (the host's default size, or a removed plan).")
+    vcpus = serializers.IntegerField(read_only=True, help_text="The size it was made with; 0: the host's default.")
+    memoryMib = serializers.IntegerField(source="memory_mib", read_only=True)
+    diskGib = serializers.IntegerField(source="disk_gib", read_only=True)
+    snapshotsAvailable = serializers.SerializerMethodField(help_text="Whether the bench's host takes snapshots.")
+
+    def get_snapshotsAvailable(self, bench: DevBench) -> bool:
+        return "snapshots" in (bench.host.capabilities or [])
 
 
-@extend_schema_serializer(examples=[OpenApiExample("Create", value={"name": "test-vm"}, request_only=True)])
+@extend_schema_serializer(examples=[
+    OpenApiExample("Create", value={"name": "test-vm"}, request_only=True),
+    OpenApiExample("Create from an image and plan", value={"name": "test-vm", "image": "Debian 12", "plan": "Small"},
+                   request_only=True),
+])
 class BenchCreateSerializer(serializers.Serializer):
     name = BenchNameField()
+    image = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                  help_text="An image's name (`GET /api/v1/images/`); the default image when absent.")
+    plan = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                 help_text="A plan's name (`GET /api/v1/plans/`); the default plan when absent.")
+
+
+@extend_schema_serializer(examples=[OpenApiExample("An image", value={
+    "name": "Debian 12", "description": "Debian 12 (bookworm) generic cloud image", "isDefault": True,
+}, response_only=True)])
+class ImageSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    isDefault = serializers.BooleanField(source="is_default", read_only=True)
+
+
+@extend_schema_serializer(examples=[OpenApiExample("A plan", value={
+    "name": "Small", "vcpus": 2, "memoryMib": 2048, "diskGib": 20, "isDefault": True,
+}, response_only=True)])
+class PlanSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True)
+    vcpus = serializers.IntegerField(read_only=True)
+    memoryMib = serializers.IntegerField(source="memory_mib", read_only=True)
+    diskGib = serializers.IntegerField(source="disk_gib", read_only=True)
+    isDefault = serializers.BooleanField(source="is_default", read_only=True)
+
+
+@extend_schema_serializer(examples=[OpenApiExample("A snapshot", value={
+    "name": "before-upgrade", "createdAt": "2025-11-23T12:10:00Z", "createdBy": "alice",
+}, response_only=True)])
+class SnapshotSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    createdBy = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
+
+
+@extend_schema_serializer(examples=[OpenApiExample("Take", value={"name": "before-upgrade"}, request_only=True)])
+class SnapshotCreateSerializer(serializers.Serializer):
+    name = documented(
+        serializers.CharField(allow_blank=True, trim_whitespace=False, help_text=naming.SNAPSHOT_INVALID_MESSAGE),
+        maxLength=naming.SNAPSHOT_MAX_LENGTH, pattern=ecma(naming.SNAPSHOT_NAME_RE),
+    )
 
 
 class BenchFilterSerializer(serializers.Serializer):
@@ -90,6 +152,7 @@ JOB_EXAMPLE = {
     "benchName": "test-vm",
     "vmName": "alice_test-vm",
     "command": "start",
+    "argument": "",
     "state": "queued",
     "exitCode": None,
     "error": "",
@@ -112,6 +175,7 @@ class JobSerializer(serializers.Serializer):
     benchName = serializers.CharField(source="bench_name", read_only=True)
     vmName = serializers.CharField(source="vm_name", read_only=True)
     command = serializers.ChoiceField(choices=Job.Command.choices, read_only=True)
+    argument = serializers.CharField(read_only=True, help_text="A snapshot command's snapshot; else empty.")
     state = serializers.ChoiceField(choices=Job.State.choices, read_only=True)
     exitCode = serializers.IntegerField(source="exit_code", read_only=True, allow_null=True)
     error = serializers.CharField(read_only=True)

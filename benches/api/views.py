@@ -4,7 +4,7 @@ functions as the compatible routes, the admin panel and the tasks) and renders t
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -23,6 +23,9 @@ from . import serializers as s
 
 ID_REGEX = ObjectIdConverter.regex  # as the compatible routes: a huge id is a 404, not an overflow
 JOB_ACCEPTED = OpenApiResponse(s.JobSerializer, description="Queued: the job that carries the action out.")
+# Any one path segment: the service says what a snapshot name may be (one message for every route).
+SNAPSHOT_PATH_REGEX = r"[^/]{1,100}"
+SNAPSHOT_PARAMETER = OpenApiParameter("snapshot", str, OpenApiParameter.PATH, description="The snapshot's name.")
 BUSY = documented_error(409, "Another change of this bench is under way, or it is being deleted.")
 
 
@@ -49,17 +52,20 @@ class BenchViewSet(viewsets.GenericViewSet):
         summary="Create a bench",
         description="Records the bench (status `creating`) and queues its create job; the job's output and "
         "the status follow on the WebSocket and at `GET /api/v1/jobs/{latestJobId}/log/`. Checks, in order: "
-        "the name, duplicates, your quota, the hourly creation limit, a host with free capacity.",
+        "the name, the image and plan, duplicates, your quotas (benches, vCPUs, memory, disk), the hourly "
+        "creation limit, a host that has the image and a free place.",
         request=s.BenchCreateSerializer,
         responses={
             201: s.BenchSerializer,
             429: documented_error(429, "Too many requests, or too many benches created this hour."),
-            503: documented_error(503, "No host has free capacity."),
+            503: documented_error(503, "No host has the image and a free place."),
         },
     )
     def create(self, request: Request) -> Response:
         data = parse_body(s.BenchCreateSerializer, request)
-        bench = services.create_bench(user=request.user, name=data["name"])
+        bench = services.create_bench(
+            user=request.user, name=data["name"], image=data.get("image"), plan=data.get("plan")
+        )
         bench = selectors.bench_detail_for_owner(request.user, bench.pk)
         return Response(s.BenchSerializer(bench).data, status=status.HTTP_201_CREATED)
 
@@ -124,6 +130,68 @@ class BenchViewSet(viewsets.GenericViewSet):
         filters = parse_query(s.JobFilterSerializer, request)
         page = self.paginate_queryset(selectors.jobs_of_bench(bench, **filters))
         return self.get_paginated_response(s.JobSerializer(page, many=True).data)
+
+    @extend_schema(methods=["get"], summary="A bench's snapshots", responses=s.SnapshotSerializer(many=True))
+    @extend_schema(
+        methods=["post"],
+        summary="Take a snapshot",
+        description="Queues the snapshot job (202). 409 when the bench's host does not take snapshots or the bench "
+        "is busy; 400 for a bad or duplicate name or past the per-bench limit.",
+        request=s.SnapshotCreateSerializer,
+        responses={202: JOB_ACCEPTED, 409: BUSY},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def snapshots(self, request: Request, pk: str) -> Response:
+        bench = selectors.bench_for_owner(request.user, pk)
+        if request.method == "GET":
+            return Response(s.SnapshotSerializer(selectors.snapshots_of(bench), many=True).data)
+        data = parse_body(s.SnapshotCreateSerializer, request)
+        job = services.take_snapshot(bench=bench, name=data["name"], actor=request.user)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="benches_snapshots_restore", summary="Restore a snapshot",
+        description="Queues the restore (202); a running VM is stopped first and stays stopped.",
+        parameters=[SNAPSHOT_PARAMETER], request=None, responses={202: JOB_ACCEPTED, 409: BUSY},
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path=rf"snapshots/(?P<snapshot>{SNAPSHOT_PATH_REGEX})/restore")
+    def restore_snapshot(self, request: Request, pk: str, snapshot: str) -> Response:
+        bench = selectors.bench_for_owner(request.user, pk)
+        job = services.restore_snapshot(bench=bench, name=snapshot, actor=request.user)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="benches_snapshots_destroy", summary="Delete a snapshot",
+        description="Queues the snapshot's removal from the host (202).",
+        parameters=[SNAPSHOT_PARAMETER], request=None, responses={202: JOB_ACCEPTED, 409: BUSY},
+    )  # fmt: skip
+    @action(detail=True, methods=["delete"], url_path=rf"snapshots/(?P<snapshot>{SNAPSHOT_PATH_REGEX})")
+    def delete_snapshot(self, request: Request, pk: str, snapshot: str) -> Response:
+        bench = selectors.bench_for_owner(request.user, pk)
+        job = services.delete_snapshot(bench=bench, name=snapshot, actor=request.user)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(list=extend_schema(summary="The images you can create a bench from"))
+class ImageViewSet(viewsets.GenericViewSet):
+    """The enabled images (default first); a create names one by its ``name``."""
+
+    serializer_class = s.ImageSerializer
+    pagination_class = None
+
+    def list(self, request: Request) -> Response:
+        return Response(s.ImageSerializer(selectors.images_offered(), many=True).data)
+
+
+@extend_schema_view(list=extend_schema(summary="The plans (sizes) you can create a bench with"))
+class PlanViewSet(viewsets.GenericViewSet):
+    """The enabled plans, smallest first; a create names one by its ``name``."""
+
+    serializer_class = s.PlanSerializer
+    pagination_class = None
+
+    def list(self, request: Request) -> Response:
+        return Response(s.PlanSerializer(selectors.plans_offered(), many=True).data)
 
 
 @extend_schema_view(retrieve=extend_schema(summary="One of your jobs"))

@@ -15,11 +15,12 @@ register = template.Library()
 def card_version(bench: DevBench | None) -> tuple:
     """The values a card shows that may change: the bench's id and ``updated_at``, and those that
     can change without ``updated_at`` (some failures write the status and error alone; the latest
-    job; the host's names)."""
+    job; the host's names and capabilities; the snapshots)."""
     if bench is None:
         return ()
     return (bench.pk, bench.updated_at, bench.status, bench.last_error, bench.latest_job_id,
-            bench.host.name, bench.host.connect_name)
+            bench.host.name, bench.host.connect_name, tuple(bench.host.capabilities or ()),
+            tuple(snapshot.name for snapshot in bench.snapshots.all()))
 
 
 @register.filter

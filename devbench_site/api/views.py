@@ -17,7 +17,10 @@ from rest_framework.views import APIView
 ROOT_LINKS = {
     "me": "api-me",
     "benches": "api-bench-list",
+    "images": "api-image-list",
+    "plans": "api-plan-list",
     "api-keys": "api-key-list",
+    "ssh-keys": "api-ssh-key-list",
     "users": "api-user-list",
     "hosts": "api-host-list",
     "session-hosts": "api-session-host-list",

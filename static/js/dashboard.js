@@ -248,6 +248,7 @@
       } else {
         state.pendingComplete = message;
         setBusyJob(state, null);
+        if (/snapshot|restore/.test(message.command)) loadCard(state).catch(function () { /* next sync */ });
       }
       flushOutput(state);
     } else if (message.type === "status_update") {
@@ -399,12 +400,29 @@
           button.textContent = "Check status";
           button.disabled = Boolean(BUSY[el.getAttribute("data-status")]);
         });
+    } else if (action === "snapshot" || action === "restore-snapshot" || action === "delete-snapshot") {
+      snapshotAction(state, id, action, button);
     } else if (action === "cancel") {
       if (state.busyJobId) request("POST", "/cancel-job/" + state.busyJobId).catch(function (e) { showError(state, e.message); });
     } else {
       request("POST", "/" + action + "-devbench/" + id).catch(function (e) { showError(state, e.message); });
     }
   });
+
+  // Snapshots go through the JSON API; the job's log follows on the card, and the card is
+  // rendered again when the job ends (its list of snapshots with it).
+  function snapshotAction(state, id, action, button) {
+    var base = "/api/v1/benches/" + id + "/snapshots/";
+    var call;
+    if (action === "snapshot") {
+      var input = find(state.el, ".snapshot-name");
+      call = request("POST", base, { name: input.value.trim() }).then(function () { input.value = ""; });
+    } else {
+      var name = encodeURIComponent(button.getAttribute("data-snapshot"));
+      call = action === "restore-snapshot" ? request("POST", base + name + "/restore/") : request("DELETE", base + name + "/");
+    }
+    call.catch(function (e) { showError(state, e.message); });
+  }
 
   // --- create form ----------------------------------------------------------------------------
 
@@ -442,7 +460,12 @@
     var button = document.getElementById("create-bench");
     button.disabled = true;
     creating += 1;
-    request("POST", "/create-devbench", { name: name })
+    var body = { name: name };
+    ["image", "plan"].forEach(function (field) {
+      var select = document.getElementById("bench-" + field);
+      if (select && select.value) body[field] = select.value;
+    });
+    request("POST", "/create-devbench", body)
       .then(function (data) {
         nameInput.value = "";
         var id = String(data.devbenchId);
