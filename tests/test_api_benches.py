@@ -35,7 +35,7 @@ def test_create_returns_201_with_the_bench_and_queues_its_job(api, user, local_a
         "id": bench.pk, "name": "test-vm", "actualName": "", "status": "creating", "host": "local",
         "sshInfo": "", "vncInfo": "", "vmIp": None, "lastError": "", "createdAt": None, "updatedAt": None,
         "latestJobId": job.pk, "image": None, "plan": None, "vcpus": 0, "memoryMib": 0, "diskGib": 0,
-        "snapshotsAvailable": False,
+        "snapshotsAvailable": True,
     }
     assert (job.command, job.state, job.requested_by) == ("create", "queued", user)
 

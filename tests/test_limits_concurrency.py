@@ -1,7 +1,7 @@
 """Limits hold when their requests race: many creates at once against the bench quota and the
 hourly create limit, on the compatible route and the API, and a burst of sign-ins against the failed
 sign-in lockout and the cap on password checks at once. Every test sends real parallel requests
-to a live Daphne (tests/concurrency.py); a new limit (vCPUs, memory, disk) gets a test here."""
+to a live Daphne (tests/concurrency.py); each new limit (the vCPUs of a user's benches) gets a test here."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from accounts.login_throttle import BUSY_MESSAGE, LOCKED_OUT_MESSAGE
 from accounts.models import User
 from accounts.services import create_api_key
 from accounts.views import FAILED_LOGIN_MESSAGE
-from benches.models import DevBench, Host
+from benches.models import DevBench, Host, Plan
 from tests.concurrency import http, in_parallel
 from tests.conftest import STRONG_PASSWORD
 from tests.live_daphne import running_daphne
@@ -72,6 +72,24 @@ def test_parallel_creates_keep_the_hourly_limit(route, user, bench_env, tmp_path
     assert [body for status, body in answers if status == 429] == [
         {"error": "You can create at most 3 DevBenches per hour; try later"}] * (PARALLEL - 3)
     assert DevBench.objects.filter(user=user).count() == 3
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_parallel_creates_keep_the_vcpu_quota(route, user, bench_env, tmp_path):
+    """Each bench takes the default plan's 2 vCPUs; a 7-vCPU quota holds three of them."""
+    Plan.objects.create(name="Medium", vcpus=2, memory_mib=2048, disk_gib=20, is_default=True)
+    Host.objects.filter(name="local").update(capabilities=["list", "images", "plans", "ssh-keys", "snapshots"])
+    User.objects.filter(pk=user.pk).update(bench_quota=PARALLEL * 2, vcpu_quota=7)
+    _key, raw = create_api_key(user=user)
+    with running_daphne(tmp_path, {**bench_env, "DEVBENCH_CREATE_LIMIT_PER_HOUR": str(PARALLEL * 2)}) as base_url:
+        answers = create_in_parallel(base_url, route, raw)
+    created = ROUTES[route][1]
+    assert sorted(status for status, _ in answers) == [created] * 3 + [400] * (PARALLEL - 3), answers
+    assert [body for status, body in answers if status == 400] == [{
+        "error": "Quota reached: plan Medium needs 2 vCPUs and your benches use 6 of your 7. "
+                 "Delete a bench or choose a smaller plan.",
+    }] * (PARALLEL - 3)
+    assert sorted(DevBench.objects.filter(user=user).values_list("vcpus", flat=True)) == [2, 2, 2]
 
 
 def test_a_create_refused_for_want_of_a_host_keeps_the_hourly_slot(user_client, user, local_agent, settings):

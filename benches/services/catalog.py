@@ -64,24 +64,15 @@ def choose_plan(name: object) -> Plan | None:
 
 
 def resource_limits_for(user: User) -> Resources:
-    """The user's limits: their own, else the site's (``DEVBENCH_DEFAULT_*_QUOTA``), else what the
-    bench count allows at the default plan's size (no limit without a default plan)."""
-    default_plan = Plan.objects.filter(is_default=True).first()
-    count = quota_for(user)
+    """The user's limits: their own, else the site's (``DEVBENCH_DEFAULT_*_QUOTA``); none set, no
+    limit but the bench count."""
     site = {
         "vcpus": settings.DEVBENCH_DEFAULT_VCPU_QUOTA,
         "memory_mib": settings.DEVBENCH_DEFAULT_MEMORY_QUOTA_MIB,
         "disk_gib": settings.DEVBENCH_DEFAULT_DISK_QUOTA_GIB,
     }
     own = {"vcpus": user.vcpu_quota, "memory_mib": user.memory_quota_mib, "disk_gib": user.disk_quota_gib}
-    limits = {}
-    for field, value in own.items():
-        if value is None:
-            value = site[field]
-        if value is None and default_plan is not None:
-            value = count * getattr(default_plan, field)
-        limits[field] = value
-    return Resources(**limits)
+    return Resources(**{field: site[field] if value is None else value for field, value in own.items()})
 
 
 def resources_held_by(user: User) -> Resources:

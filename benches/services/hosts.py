@@ -51,7 +51,25 @@ def ensure_local_host() -> Host | None:
             "capacity": settings.DEVBENCH_LOCAL_HOST_CAPACITY,
         },
     )
+    _learn_local_capabilities(host, config)
     return host
+
+
+# What the bundled agent answered to ``capabilities``, per script and configuration: the test
+# suite's database flushes create the local host again and again, with one of a few configs.
+_local_capabilities: dict[tuple[str, str], tuple[list[str], str]] = {}
+
+
+def _learn_local_capabilities(host: Host, config: Path) -> None:
+    """The local host's capabilities (images, plans, keys, snapshots), asked of its agent once per
+    configuration, so that its benches get them without an admin testing its connection."""
+    key = (host.script_path, config.read_text() if config.exists() else "")
+    known = _local_capabilities.get(key)
+    if known is None:
+        known = _local_capabilities[key] = refresh_host_capabilities(host=host, transport=transport_for(host))
+    elif known != (host.capabilities, host.backend):
+        Host.objects.filter(pk=host.pk).update(capabilities=known[0], backend=known[1], updated_at=timezone.now())
+        host.capabilities, host.backend = known
 
 
 def register_host(
