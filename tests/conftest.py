@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.agent_fixtures",
     "tests.k8s_emulator",
     "tests.bench_fixtures",
+    "tests.libvirt_fixtures",
     "tests.live_stack",
     "tests.browser_fixtures",
 ]

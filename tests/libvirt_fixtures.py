@@ -1,0 +1,149 @@
+"""Real QEMU (TCG) under a real libvirtd, for the tests that boot VMs: the daemons (started here
+as root when they are not running), the tiny image (tests/tiny_image.py, built once per machine),
+a disk directory QEMU may read, a VM name per test, and what a test checks a VM by (SSH, the VNC
+banner, the domain list, QEMU processes). Skipped with the reason when this machine lacks QEMU
+or libvirt, unless DEVBENCH_REQUIRE_QEMU=1 (CI), which makes that a failure."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from tests import tiny_image
+
+URI = "qemu:///system"
+QEMU_PACKAGES = "qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients genisoimage"
+HOST_TOOLS = ("virsh", "qemu-img", "qemu-system-x86_64", "libvirtd", "virtlogd", "genisoimage")
+BOOT_TIMEOUT = 240
+
+
+def _require(reason: str) -> None:
+    if os.environ.get("DEVBENCH_REQUIRE_QEMU") == "1":
+        pytest.fail(f"DEVBENCH_REQUIRE_QEMU=1 but {reason}")
+    pytest.skip(reason)
+
+
+def virsh(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def start_daemon(program: str, pid_file: Path) -> int:
+    subprocess.run([program, "-d"], check=True, timeout=30, capture_output=True)
+    for _ in range(100):
+        if pid_file.exists() and pid_file.read_text().strip().isdigit():
+            return int(pid_file.read_text())
+        time.sleep(0.1)
+    raise RuntimeError(f"{program} -d wrote no {pid_file}")
+
+
+@dataclass
+class LibvirtHost:
+    images_dir: Path
+
+
+@pytest.fixture(scope="session")
+def libvirt_host():
+    """libvirtd and virtlogd (started here, as root, when they are not running; stopped after the
+    session) and the tiny image (built once per machine)."""
+    missing = [tool for tool in HOST_TOOLS if shutil.which(tool) is None] + tiny_image.missing_tools()
+    if missing:
+        _require(f"QEMU/libvirt tests need {', '.join(missing)} (apt-get install {QEMU_PACKAGES})")
+    started = []
+    if virsh("version").returncode != 0:
+        if os.geteuid() != 0:
+            _require(f"libvirtd is not running at {URI} and only root can start it here")
+        started.append(start_daemon("virtlogd", Path("/run/virtlogd.pid")))
+        started.append(start_daemon("libvirtd", Path("/run/libvirtd.pid")))
+        for _ in range(100):
+            if virsh("version").returncode == 0:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"libvirtd started but {URI} does not answer: {virsh('version').stderr}")
+    try:
+        yield LibvirtHost(images_dir=tiny_image.image_dir())
+    finally:
+        for pid in reversed(started):
+            os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def disk_dir():
+    """Where the VMs' disks go: outside pytest's private tmp (0700), since QEMU runs as libvirt-qemu."""
+    directory = Path(tempfile.mkdtemp(prefix="devbench-agent-test-", dir="/var/tmp"))
+    directory.chmod(0o711)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def vm_name(request) -> str:
+    """A VM name of this test's own: ``alice_<test>-<n>``."""
+    test = re.sub(r"[^A-Za-z0-9]", "", request.node.name.removeprefix("test_"))[:30]
+    return f"alice_{test}-{os.getpid() % 10000}-{next(_names)}"
+
+
+def remove_domain(name: str) -> None:
+    """Whatever the agent left of VM ``name`` in libvirt: the domain, its snapshots' metadata."""
+    virsh("destroy", name)
+    for snapshot in virsh("snapshot-list", name, "--name").stdout.split():
+        virsh("snapshot-delete", name, snapshot, "--metadata")
+    virsh("undefine", name, "--nvram")
+    virsh("undefine", name)
+
+
+def ssh_run(port: int, key: Path, user: str, command: str) -> str:
+    client = paramiko.SSHClient()
+    # The VM's host key is made on its first boot; there is nothing to pin it against.
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507
+    client.connect(
+        "127.0.0.1", port=port, username=user, key_filename=str(key), look_for_keys=False, allow_agent=False,
+        timeout=20, banner_timeout=60, auth_timeout=30,
+    )  # fmt: skip
+    try:
+        _stdin, stdout, stderr = client.exec_command(command, timeout=60)
+        output = stdout.read().decode()
+        assert stdout.channel.recv_exit_status() == 0, stderr.read().decode()
+        return output
+    finally:
+        client.close()
+
+
+def vnc_banner(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.settimeout(10)
+        return connection.recv(12)
+
+
+def qemu_processes(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(arg.startswith(f"guest={name},".encode()) or arg == f"guest={name}".encode() for arg in cmdline):
+                found.append(int(entry.name))
+    return found
+
+
+def domains() -> list[str]:
+    result = virsh("list", "--all", "--name")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
