@@ -18,6 +18,7 @@ MODULES = {
     "http": "benchmarks.http_views",
     "ws_fanout": "benchmarks.ws_fanout",
     "sessionhost_resync": "benchmarks.sessionhost_resync",
+    "time_to_ready": "benchmarks.time_to_ready",
 }
 
 

@@ -10,7 +10,6 @@ import itertools
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -39,11 +38,12 @@ def virsh(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def start_daemon(program: str, pid_file: Path) -> int:
-    subprocess.run([program, "-d"], check=True, timeout=30, capture_output=True)
+def _start_daemon(program: str, pid_file: Path) -> None:
+    """``program -d``; another session starting it at the same moment is no failure."""
+    subprocess.run([program, "-d"], check=False, timeout=30, capture_output=True)
     for _ in range(100):
         if pid_file.exists() and pid_file.read_text().strip().isdigit():
-            return int(pid_file.read_text())
+            return
         time.sleep(0.1)
     raise RuntimeError(f"{program} -d wrote no {pid_file}")
 
@@ -53,30 +53,43 @@ class LibvirtHost:
     images_dir: Path
 
 
-@pytest.fixture(scope="session")
-def libvirt_host():
-    """libvirtd and virtlogd (started here, as root, when they are not running; stopped after the
-    session) and the tiny image (built once per machine)."""
+def libvirt_problem() -> str | None:
+    """What this machine lacks to boot test VMs, in plain words, or None."""
     missing = [tool for tool in HOST_TOOLS if shutil.which(tool) is None] + tiny_image.missing_tools()
     if missing:
-        _require(f"QEMU/libvirt tests need {', '.join(missing)} (apt-get install {QEMU_PACKAGES})")
-    started = []
-    if virsh("version").returncode != 0:
-        if os.geteuid() != 0:
-            _require(f"libvirtd is not running at {URI} and only root can start it here")
-        started.append(start_daemon("virtlogd", Path("/run/virtlogd.pid")))
-        started.append(start_daemon("libvirtd", Path("/run/libvirtd.pid")))
-        for _ in range(100):
-            if virsh("version").returncode == 0:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"libvirtd started but {URI} does not answer: {virsh('version').stderr}")
+        return f"QEMU/libvirt tests need {', '.join(missing)} (apt-get install {QEMU_PACKAGES})"
+    if virsh("version").returncode != 0 and os.geteuid() != 0:
+        return f"libvirtd is not running at {URI} and only root can start it here"
+    return None
+
+
+def start_libvirt_daemons() -> None:
+    """virtlogd and libvirtd, started (as root, without systemd) when libvirt does not answer. They
+    are left running, as the services they are: a test session or benchmark that stopped them
+    would pull them from under another one running at the same time."""
+    if virsh("version").returncode == 0:
+        return
+    _start_daemon("virtlogd", Path("/run/virtlogd.pid"))
+    _start_daemon("libvirtd", Path("/run/libvirtd.pid"))
+    for _ in range(100):
+        if virsh("version").returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"libvirtd started but {URI} does not answer: {virsh('version').stderr}")
+
+
+@pytest.fixture(scope="session")
+def libvirt_host():
+    """libvirtd and virtlogd (started here, as root, when they are not running) and the tiny image
+    (built once per machine)."""
+    problem = libvirt_problem()
+    if problem:
+        _require(problem)
     try:
-        yield LibvirtHost(images_dir=tiny_image.image_dir())
-    finally:
-        for pid in reversed(started):
-            os.kill(pid, signal.SIGTERM)
+        start_libvirt_daemons()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    return LibvirtHost(images_dir=tiny_image.image_dir())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from benches.provisioning import transport
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LINES = 100
+LINES = 60
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def test_alternating_stdout_and_stderr_lines_keep_their_order(ssh_agent, user, r
     script.write_text(
         "#!/bin/sh\n"
         f"i=1; while [ $i -le {LINES} ]; do echo \"out $i\"; echo \"err $i\" >&2; "
-        "sleep 0.01; i=$((i + 1)); done\n"
+        "sleep 0.05; i=$((i + 1)); done\n"
         "echo 'SSH_PORT=6010'; echo 'VNC_PORT=5010'\n"
     )
     script.chmod(0o755)
