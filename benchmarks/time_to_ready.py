@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import logging
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +41,7 @@ def _agent_module():
 
     loader = importlib.machinery.SourceFileLoader("devbench_agent_bench", local_agent_script())
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    sys.modules[loader.name] = module  # its dataclasses look their module up there
     loader.exec_module(module)
     return module
 
@@ -63,6 +66,7 @@ def _sized_images(tiny_dir: Path, target: Path, sizes: dict[str, int]) -> None:
 
 def _ssh_ready(port: int, key: Path, user: str, deadline: float) -> float:
     """The time at which ``true`` first ran over SSH on ``port``."""
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # every try before the VM's sshd is up fails
     while time.monotonic() < deadline:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - a new VM's key

@@ -359,3 +359,54 @@ def test_help_download_theme_and_local_times(ui, user, local_agent):
     expect(berlin.locator("td time").first).to_have_text(
         re.compile(re.escape(key_created.strftime("%d.%m.%Y")) + r".*" + re.escape(key_created.strftime("%H:%M")))
     )
+
+
+def test_create_from_an_image_and_plan_then_snapshot_and_restore(ui, user, local_agent):
+    from benches.models import Host, Image, Plan
+
+    local_agent.configure(simulated_images="debian-12,ubuntu-24.04")
+    local = Host.objects.get(name="local")
+    for name, image_id, default in (("Debian 12", "debian-12", True), ("Ubuntu 24.04", "ubuntu-24.04", False)):
+        Image.objects.create(name=name, image_id=image_id, is_default=default).hosts.add(local)
+    Plan.objects.create(name="Small", vcpus=1, memory_mib=1024, disk_gib=10, is_default=True)
+    Plan.objects.create(name="Large", vcpus=4, memory_mib=8192, disk_gib=40)
+    page = ui.new_page()
+    ui.sign_in(page, "alice", STRONG_PASSWORD, lands_on="/dashboard")
+    assert ui.unlabelled_controls(page) == []
+    expect(page.get_by_label("Image")).to_have_value("Debian 12")  # the defaults are preselected
+    expect(page.get_by_label("Plan")).to_have_value("Small")
+
+    page.get_by_label("Image").select_option("Ubuntu 24.04")
+    page.get_by_label("Plan").select_option("Large")
+    page.get_by_label("New DevBench").fill("big")
+    page.get_by_role("button", name="Create").click()
+    card = bench_card(page, "big")
+    expect(card.locator(".bench-status")).to_have_text("active", timeout=30_000)
+    expect(card.locator(".bench-image")).to_have_text("Ubuntu 24.04")
+    expect(card.locator(".bench-size")).to_have_text("4 vCPU, 8192 MiB, 40 GiB")
+    bench = DevBench.objects.get(name="big")
+    assert (bench.image.name, bench.plan.name, bench.vcpus) == ("Ubuntu 24.04", "Large", 4)
+
+    card.locator(".bench-snapshots summary").click()
+    expect(card.locator(".snapshot-list")).to_have_text("No snapshots yet.")
+    card.get_by_label("Name of the new snapshot of big").fill("bad name")
+    card.get_by_role("button", name="Take snapshot").click()
+    expect(card.locator(".bench-error")).to_contain_text("Invalid snapshot name")
+    card.get_by_label("Name of the new snapshot of big").fill("before")
+    card.get_by_role("button", name="Take snapshot").click()
+    # The card is rendered again when the job ends: open its snapshots again to see the new one.
+    expect(card.locator(".bench-snapshots summary")).to_have_text("Snapshots (1)", timeout=30_000)
+    card.locator(".bench-snapshots summary").click()
+    expect(card.locator(".snapshot-list li[data-snapshot='before'] code")).to_have_text("before")
+    ui.screenshots_light_and_dark(page, "dashboard-snapshots")
+
+    card.get_by_role("button", name="Restore snapshot before").click()
+    expect(card.locator(".bench-status")).to_have_text("inactive", timeout=30_000)
+    expect(card.locator(".bench-log")).to_contain_text("Snapshot before of alice_big restored")
+    card.locator(".bench-snapshots summary").click()
+    card.get_by_role("button", name="Delete snapshot before").click()
+    expect(card.locator(".bench-snapshots summary")).to_have_text("Snapshots", timeout=30_000)
+    assert list(Job.objects.filter(bench=bench).order_by("pk").values_list("command", "state")) == [
+        ("create", "succeeded"), ("snapshot", "succeeded"), ("restore", "succeeded"),
+        ("delete-snapshot", "succeeded"),
+    ]

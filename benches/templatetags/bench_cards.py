@@ -19,7 +19,7 @@ def card_version(bench: DevBench | None) -> tuple:
     if bench is None:
         return ()
     return (bench.pk, bench.updated_at, bench.status, bench.last_error, bench.latest_job_id,
-            bench.host.name, bench.host.connect_name, tuple(bench.host.capabilities or ()),
+            bench.host.name, bench.host.connect_name, bench.host.backend, tuple(bench.host.capabilities or ()),
             tuple(snapshot.name for snapshot in bench.snapshots.all()))
 
 
