@@ -55,9 +55,10 @@ def _sized_images(tiny_dir: Path, target: Path, sizes: dict[str, int]) -> None:
         disk = target / f"{image_id}.qcow2"
         subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(tiny_dir / "tiny.qcow2"), str(disk)], check=True)
         subprocess.run(["qemu-img", "resize", "-q", str(disk), str(size)], check=True)
-        start = 64 * 1024**2
-        subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P 0x5a {start} {size - start}", str(disk)],
-                       check=True, capture_output=True)
+        writes = []  # qemu-io takes at most 2 GiB a request
+        for offset in range(64 * 1024**2, size, GIB):
+            writes += ["-c", f"write -P 0x5a {offset} {min(GIB, size - offset)}"]
+        subprocess.run(["qemu-io", "-f", "qcow2", *writes, str(disk)], check=True, capture_output=True)
         for suffix in (".vmlinuz", ".initrd", ".cmdline"):
             shutil.copyfile(tiny_dir / f"tiny{suffix}", target / f"{image_id}{suffix}")
         for path in target.glob(f"{image_id}.*"):
