@@ -154,7 +154,7 @@ def run(environment: Environment, *, quick: bool = False, rounds: int | None = N
     from benches import services
     from benches.models import Image, Plan
     from benches.ssh_config import vm_username
-    from tests import tiny_image
+    from benches.vm_images import tiny as tiny_image
     from tests.agent_fixtures import make_keypair
     from tests.libvirt_fixtures import libvirt_problem, start_libvirt_daemons
     from tests.sshd import make_agent_script, start_sshd

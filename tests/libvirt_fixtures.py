@@ -1,5 +1,5 @@
 """Real QEMU (TCG) under a real libvirtd, for the tests that boot VMs: the daemons (started here
-as root when they are not running), the tiny image (tests/tiny_image.py, built once per machine),
+as root when they are not running), the tiny image (benches/vm_images/tiny.py, built once per machine),
 a disk directory QEMU may read, a VM name per test, and what a test checks a VM by (SSH, the VNC
 banner, the domain list, QEMU processes). Skipped with the reason when this machine lacks QEMU
 or libvirt, unless DEVBENCH_REQUIRE_QEMU=1 (CI), which makes that a failure."""
@@ -20,7 +20,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from tests import tiny_image
+from benches.vm_images import tiny as tiny_image
 
 URI = "qemu:///system"
 QEMU_PACKAGES = "qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients genisoimage"

@@ -1,5 +1,5 @@
 """The agent's libvirt backend on real QEMU (TCG) and a real libvirtd: through the agent's CLI, as
-DevBench runs it, with the tiny image of tests/tiny_image.py (the daemons and helpers:
+DevBench runs it, with the tiny image of benches/vm_images/tiny.py (the daemons and helpers:
 tests/libvirt_fixtures.py)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from tests import tiny_image
+from benches.vm_images import tiny as tiny_image
 from tests.agent_fixtures import HUMAN_SSH, HUMAN_VNC, b64, make_keypair, search
 from tests.libvirt_fixtures import BOOT_TIMEOUT, URI, domains, qemu_processes, remove_domain, ssh_run, vnc_banner
 

@@ -15,7 +15,7 @@ from accounts import services as account_services
 from benches import services
 from benches.models import DevBench, Image, Job, JobChunk, Plan, Snapshot
 from benches.provisioning.host_keys import decrypt_private_key
-from tests import tiny_image
+from benches.vm_images import tiny as tiny_image
 from tests.agent_fixtures import make_keypair
 from tests.api_helpers import bearer_client, post_json
 from tests.libvirt_fixtures import BOOT_TIMEOUT, URI, domains, qemu_processes, remove_domain, ssh_run, vnc_banner
