@@ -1,8 +1,9 @@
-"""The tiny VM image (a local try-out of the libvirt backend, and the tests that boot VMs): Debian's cloud kernel, and busybox and
-dropbear in an initramfs whose init brings up QEMU's user-mode network, mounts the disk as /home,
-creates the user and authorized_keys from the NoCloud seed and starts dropbear on port 22. Built
-from Debian packages (`apt-get download`, `dpkg-deb -x`; nothing is installed) and cached outside
-the clone, in /var/cache/devbench/test-images/<hash of this file>/, so a machine builds it once.
+"""The tiny VM image, for a local try-out of the libvirt backend and for the tests that boot VMs:
+Debian's cloud kernel, and busybox and dropbear in an initramfs whose init brings up QEMU's
+user-mode network, mounts the disk as /home, creates the user and authorized_keys from the NoCloud
+seed and starts dropbear on port 22. Built from Debian packages (`apt-get download`, `dpkg-deb -x`;
+nothing is installed) and cached outside the clone, in /var/cache/devbench/test-images/<hash of
+this file>/, so a machine builds it once.
 
 `python -m benches.vm_images.tiny` builds it and prints the directory (an agent's IMAGES_DIR).
 """
