@@ -37,7 +37,7 @@ FLOOR_SSH_PORT, FLOOR_VNC_DISPLAY = 49000, 49500 - 5900
 
 def _agent_module():
     """The bundled agent as a module, for the seed it writes (the floor boots with the same one)."""
-    from benches.services.hosts import local_agent_script
+    from benches.services.local_host import local_agent_script
 
     loader = importlib.machinery.SourceFileLoader("devbench_agent_bench", local_agent_script())
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -331,8 +332,18 @@ DEVBENCH_MAX_SNAPSHOTS_PER_BENCH = env.int("DEVBENCH_MAX_SNAPSHOTS_PER_BENCH", d
 # SSH keys a user may keep; each goes into every new bench (the agent takes at most 32 per VM).
 DEVBENCH_MAX_SSH_KEYS_PER_USER = env.int("DEVBENCH_MAX_SSH_KEYS_PER_USER", default=20)
 DEVBENCH_CREATE_LIMIT_PER_HOUR = env.int("DEVBENCH_CREATE_LIMIT_PER_HOUR", default=10)
-# The built-in "local" host: the bundled agent in simulated mode, no hypervisor or sshd needed.
+# The built-in "local" host: the bundled agent, no sshd needed. Its backend: "auto" makes real VMs
+# with libvirt when this machine has QEMU, libvirtd and an image, else simulates them.
 DEVBENCH_LOCAL_HOST = env.bool("DEVBENCH_LOCAL_HOST", default=True)
+DEVBENCH_LOCAL_BACKEND = env.str("DEVBENCH_LOCAL_BACKEND", default="auto")
+if DEVBENCH_LOCAL_BACKEND not in ("auto", "libvirt", "simulated"):
+    raise ImproperlyConfigured("DEVBENCH_LOCAL_BACKEND must be auto, libvirt or simulated")
+# Where QEMU (as libvirt's user) reads the local host's images and writes its VMs' disks.
+DEVBENCH_LOCAL_IMAGES_DIR = Path(env.str("DEVBENCH_LOCAL_IMAGES_DIR", default="/var/lib/devbench/images"))
+DEVBENCH_LOCAL_DISK_DIR = Path(env.str("DEVBENCH_LOCAL_DISK_DIR", default="/var/lib/devbench/disks"))
+# kvm, tcg (software emulation) or auto (KVM when /dev/kvm answers): "tcg" where /dev/kvm answers
+# but cannot run a guest, as under some nested hypervisors.
+DEVBENCH_LOCAL_ACCEL = env.str("DEVBENCH_LOCAL_ACCEL", default="auto")
 DEVBENCH_LOCAL_HOST_CAPACITY = env.int("DEVBENCH_LOCAL_HOST_CAPACITY", default=20)
 DEVBENCH_LOCAL_AGENT_CONFIG = Path(
     env.str("DEVBENCH_LOCAL_AGENT_CONFIG", default=str(VAR_DIR / "local-agent.conf"))

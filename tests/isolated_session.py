@@ -18,6 +18,9 @@ _server = None
 # start (they inherit the environment): Argon2 is slow by design, and nearly every test makes a
 # user. Tests that check the production hasher ask for ``production_password_hashers``.
 os.environ.setdefault("DEVBENCH_TEST_FAST_PASSWORD_HASHER", "1")
+# The built-in local host simulates VMs in tests, whatever this machine has; the tests of its
+# libvirt backend ask for it.
+os.environ.setdefault("DEVBENCH_LOCAL_BACKEND", "simulated")
 
 _SESSION_DIR = tempfile.mkdtemp(prefix="devbench-test-")
 os.environ.setdefault("DEVBENCH_TEST_DATABASE_NAME", os.path.join(_SESSION_DIR, "test-devbench.sqlite3"))

@@ -5,8 +5,8 @@ tests/libvirt_fixtures.py)."""
 from __future__ import annotations
 
 import json
-import shutil
 import re
+import shutil
 import signal
 import time
 from pathlib import Path

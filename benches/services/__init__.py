@@ -1,6 +1,7 @@
 """Bench actions (writes), one module per job; callers import them from here.
 
-- ``hosts``: the built-in ``local`` host, registering and changing hosts, placement, connection checks;
+- ``hosts``: registering and changing hosts, placement, connection checks;
+- ``local_host``: the built-in ``local`` host, on libvirt when the machine can run VMs, else simulated;
 - ``catalog``: the image and plan of a create, the resource quotas;
 - ``lifecycle``: create, activate/start/stop, delete, cancel;
 - ``snapshots``: take, restore and delete a bench's snapshots;
@@ -18,8 +19,6 @@ from .hosts import (
     ConnectionCheck,
     check_host_connection,
     delete_host,
-    ensure_local_host,
-    local_agent_script,
     register_host,
     set_host_enabled,
     update_host,
@@ -35,6 +34,7 @@ from .lifecycle import (
     request_command,
     validate_bench_name,
 )
+from .local_host import choose_local_backend, ensure_local_host, local_agent_script, local_backend
 from .snapshots import delete_snapshot, restore_snapshot, snapshots_available, take_snapshot
 from .status import check_status, sync_all_statuses, sync_host_statuses
 
@@ -50,6 +50,7 @@ __all__ = [
     "check_host_connection",
     "check_status",
     "choose_image",
+    "choose_local_backend",
     "choose_plan",
     "create_bench",
     "delete_bench",
@@ -59,6 +60,7 @@ __all__ = [
     "ensure_local_host",
     "execute_job",
     "local_agent_script",
+    "local_backend",
     "quota_for",
     "register_host",
     "request_command",

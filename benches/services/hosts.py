@@ -1,5 +1,5 @@
-"""Hypervisor hosts: the built-in ``local`` host, registering and changing SSH hosts, picking a
-host for a new bench and checking a host's connection."""
+"""Hypervisor hosts: registering and changing SSH hosts, picking a host for a new bench and checking
+a host's connection (the built-in ``local`` host: ``local_host``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import paramiko
 from django.conf import settings
@@ -23,53 +22,6 @@ from ..provisioning import host_keys, protocol
 from ..provisioning.transport import TransportError, transport_for
 
 logger = logging.getLogger(__name__)
-
-
-def local_agent_script() -> str:
-    return str(Path(settings.BASE_DIR) / "hostagent" / "devbench-agent")
-
-
-def ensure_local_host() -> Host | None:
-    """The built-in ``local`` host (the bundled agent in simulated mode), unless turned off."""
-    if not settings.DEVBENCH_LOCAL_HOST:
-        return None
-    config = Path(settings.DEVBENCH_LOCAL_AGENT_CONFIG)
-    if not config.exists():
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(
-            "BACKEND=simulated\n"
-            f"STATE_DIR={Path(settings.VAR_DIR) / 'local-vms'}\n"
-            "OUTPUT_FORMAT=human\n"
-            f"STEP_DELAY={settings.DEVBENCH_LOCAL_STEP_DELAY}\n"
-        )
-    host, _created = Host.objects.get_or_create(
-        name="local",
-        defaults={
-            "kind": Host.Kind.LOCAL,
-            "script_path": local_agent_script(),
-            "public_host": "127.0.0.1",
-            "capacity": settings.DEVBENCH_LOCAL_HOST_CAPACITY,
-        },
-    )
-    _learn_local_capabilities(host, config)
-    return host
-
-
-# What the bundled agent answered to ``capabilities``, per script and configuration: the test
-# suite's database flushes create the local host again and again, with one of a few configs.
-_local_capabilities: dict[tuple[str, str], tuple[list[str], str]] = {}
-
-
-def _learn_local_capabilities(host: Host, config: Path) -> None:
-    """The local host's capabilities (images, plans, keys, snapshots), asked of its agent once per
-    configuration, so that its benches get them without an admin testing its connection."""
-    key = (host.script_path, config.read_text() if config.exists() else "")
-    known = _local_capabilities.get(key)
-    if known is None:
-        known = _local_capabilities[key] = refresh_host_capabilities(host=host, transport=transport_for(host))
-    elif known != (host.capabilities, host.backend):
-        Host.objects.filter(pk=host.pk).update(capabilities=known[0], backend=known[1], updated_at=timezone.now())
-        host.capabilities, host.backend = known
 
 
 def register_host(
