@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import expect
 except ImportError:  # the `ui` fixture skips these tests (or fails them in CI) and says why
     expect = None
+    PlaywrightTimeoutError = TimeoutError
 
 from accounts.models import User
 from accounts.services import create_api_key
@@ -403,8 +405,18 @@ def test_create_from_an_image_and_plan_then_snapshot_and_restore(ui, user, local
     card.get_by_role("button", name="Restore snapshot before").click()
     expect(card.locator(".bench-status")).to_have_text("inactive", timeout=30_000)
     expect(card.locator(".bench-log")).to_contain_text("Snapshot before of alice_big restored")
-    card.locator(".bench-snapshots summary").click()
-    card.get_by_role("button", name="Delete snapshot before").click()
+    # The card is drawn again when the restore's job ends, closing its details: open them until
+    # the button is there.
+    delete = card.get_by_role("button", name="Delete snapshot before")
+    for _ in range(5):
+        card.locator(".bench-snapshots").evaluate("details => { details.open = true; }")
+        try:
+            delete.click(timeout=5_000)
+            break
+        except PlaywrightTimeoutError:
+            continue
+    else:
+        pytest.fail("the Delete snapshot button never showed")
     expect(card.locator(".bench-snapshots summary")).to_have_text("Snapshots", timeout=30_000)
     assert list(Job.objects.filter(bench=bench).order_by("pk").values_list("command", "state")) == [
         ("create", "succeeded"), ("snapshot", "succeeded"), ("restore", "succeeded"),
