@@ -163,6 +163,29 @@ def test_virsh_failing_mid_create_leaves_nothing_half_made(libvirt_agent, disk_d
     assert_nothing_left(agent, vm_name, disk_dir)
 
 
+def test_a_vnc_port_libvirt_gave_another_domain_is_passed_over(libvirt_agent, disk_dir, vm_name):
+    # A domain of another agent shows its display on another address: the port looks free to a
+    # bind on this agent's address, but libvirt reserves VNC ports per number, whatever the address.
+    bases = {"ssh_port_base": 47000, "vnc_port_base": 47500, "boot_timeout": 0}
+    other = libvirt_agent(vnc_address="127.0.0.2", **bases)
+    other_name = f"{vm_name}-other"
+    assert other.run("create", other_name, timeout=120).returncode == 0
+    assert other.record(other_name)["vnc_port"] == 47500
+    agent = libvirt_agent(**bases)
+
+    result = agent.run("create", vm_name, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert "Port 47500 was taken meanwhile; choosing other ports\n" in result.stderr
+    ssh_port, vnc_port = int(search(HUMAN_SSH, result.stdout)), int(search(HUMAN_VNC, result.stdout))
+    assert (ssh_port, vnc_port) == (47001, 47501)  # 47000 is the other VM's SSH forward
+    assert (agent.record(vm_name)["ssh_port"], agent.record(vm_name)["vnc_port"]) == (47001, 47501)
+    assert vnc_banner(vnc_port).startswith(b"RFB 003.")
+    assert agent.run("delete", vm_name, timeout=120).returncode == 0
+    assert other.run("delete", other_name, timeout=120).returncode == 0
+    assert_nothing_left(agent, vm_name, disk_dir)
+
+
 def test_a_vm_that_does_not_answer_in_time_is_an_error_and_is_removed(libvirt_agent, disk_dir, vm_name):
     agent = libvirt_agent(boot_timeout=2)
 
