@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -161,6 +162,43 @@ def test_virsh_failing_mid_create_leaves_nothing_half_made(libvirt_agent, disk_d
     assert "ERROR: virsh start failed (exit 1): error: Failed to start domain (test)" in result.stderr
     assert f"Rolling back the partial VM {vm_name}" in result.stderr
     assert_nothing_left(agent, vm_name, disk_dir)
+
+
+@pytest.fixture
+def small_disk_dir(disk_dir):
+    """mount(size) → disk_dir, now a tmpfs of that size: a host whose disk space has run out."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0711", "tmpfs", str(disk_dir)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small file system here: {result.stderr.strip()}")
+        mounted.append(disk_dir)
+        return disk_dir
+
+    yield mount
+    for directory in mounted:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+# 64 KiB: not even the overlay's tables fit; 256 KiB: the overlay does, the seed ISO does not.
+@pytest.mark.parametrize("size", ["64k", "256k"])
+def test_a_full_disk_fails_clearly_and_leaves_nothing(libvirt_agent, small_disk_dir, vm_name, size):
+    disk_dir = small_disk_dir(size)
+    agent = libvirt_agent(disk_dir=disk_dir)
+
+    result = agent.run("create", vm_name, timeout=120)
+
+    assert result.returncode == 1
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert error.startswith(f"ERROR: the disk directory {disk_dir} is full: no room for VM {vm_name}'s disk and seed (")
+    assert "No space left on device" in error, error
+    assert f"Rolling back the partial VM {vm_name}" in result.stderr
+    assert_nothing_left(agent, vm_name, disk_dir)
+    assert shutil.disk_usage(disk_dir).used == 0
 
 
 def test_a_vnc_port_libvirt_gave_another_domain_is_passed_over(libvirt_agent, disk_dir, vm_name):
