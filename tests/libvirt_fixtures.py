@@ -20,6 +20,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from benches.vm_images import debian as debian_image
 from benches.vm_images import tiny as tiny_image
 
 URI = "qemu:///system"
@@ -90,6 +91,18 @@ def libvirt_host():
     except RuntimeError as exc:
         pytest.fail(str(exc))
     return LibvirtHost(images_dir=tiny_image.image_dir())
+
+
+@pytest.fixture(scope="session")
+def debian_images_dir(libvirt_host) -> Path:
+    """The images directory of the Debian 12 image with real cloud-init (benches/vm_images/debian.py):
+    built once per machine, in minutes, as root."""
+    missing = debian_image.missing_tools()
+    if missing:
+        _require(f"the {debian_image.IMAGE_ID} image needs {', '.join(missing)} to be built")
+    if os.geteuid() != 0 and debian_image.cached_dir() is None:
+        _require(f"the {debian_image.IMAGE_ID} image is not built yet and only root can build it")
+    return debian_image.image_dir()
 
 
 @pytest.fixture

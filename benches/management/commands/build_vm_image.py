@@ -38,6 +38,8 @@ class Command(BaseCommand):
             copied = install_image(built, image, target)
         except OSError as exc:
             raise CommandError(f"Cannot put the image in {target}: {exc.strerror or exc}") from None
+        except RuntimeError as exc:  # the builder's own account of a failed step
+            raise CommandError(f"Building the {image} image failed: {exc}") from None
         for path in copied:
             self.stdout.write(f"  {path}")
         if images_dir is None or images_dir.resolve() == Path(settings.DEVBENCH_LOCAL_IMAGES_DIR).resolve():
