@@ -121,7 +121,7 @@ def _devbench_boot(stack: Stack, api_key: str, name: str, image: str, key: Path,
     """(seconds from the POST to the first SSH command, seconds of the delete until the row is gone)."""
     from benches.models import DevBench
 
-    started = time.monotonic()
+    started, posted_at = time.monotonic(), time.time()
     status, body = post_json(stack.base_url + "/create-devbench", {"name": name, "image": image, "plan": "Bench"},
                              api_key)
     if status != 200:
@@ -138,6 +138,8 @@ def _devbench_boot(stack: Stack, api_key: str, name: str, image: str, key: Path,
         if port is None:
             time.sleep(0.05)
     ready = _ssh_ready(port, key, user, started + SSH_DEADLINE)
+    phases = _create_phases(bench_id, posted_at)
+    phases["first_ssh_command"] = ready - started
     deleting = time.monotonic()
     status, body = post_json(stack.base_url + f"/delete-devbench/{bench_id}", {}, api_key)
     if status != 200:
@@ -146,7 +148,26 @@ def _devbench_boot(stack: Stack, api_key: str, name: str, image: str, key: Path,
         if time.monotonic() - deleting > 120:
             raise RuntimeError("the delete did not finish in 120 s")
         time.sleep(0.1)
-    return ready - started, time.monotonic() - deleting
+    return ready - started, time.monotonic() - deleting, phases
+
+
+# Where the create's time goes: each phase's end, in seconds after the POST, from the times the
+# job's output was stored (the agent's own lines) and the job's start and end.
+PHASE_LINES = {"vm_starting": "Starting VM", "ssh_answered": "SSH answered"}
+
+
+def _create_phases(bench_id: int, posted_at: float) -> dict[str, float]:
+    from benches.models import Job
+
+    job = Job.objects.filter(bench_id=bench_id, command="create").order_by("-id").first()
+    phases = {"job_started": job.started_at.timestamp() - posted_at}
+    for phase, text in PHASE_LINES.items():
+        chunk = job.chunks.filter(data__contains=text).order_by("seq").first()
+        if chunk is not None:
+            phases[phase] = chunk.created_at.timestamp() - posted_at
+    if job.finished_at is not None:
+        phases["job_finished"] = job.finished_at.timestamp() - posted_at
+    return phases
 
 
 def run(environment: Environment, *, quick: bool = False, rounds: int | None = None) -> dict:
@@ -203,10 +224,10 @@ def run(environment: Environment, *, quick: bool = False, rounds: int | None = N
         for round_index in range(rounds + 1):  # round 0 warms the worker's SSH connection and the caches
             for image_id in sizes:
                 floor = _floor_boot(agent, images, image_id, work, private_key, public_key, login)
-                devbench, delete = _devbench_boot(stack, api_key, f"r{round_index}{image_id}", image_id, private_key,
-                                                  login)
+                devbench, delete, phases = _devbench_boot(stack, api_key, f"r{round_index}{image_id}", image_id,
+                                                          private_key, login)
                 samples.append({"round": round_index, "image": image_id, "floor_s": floor, "devbench_s": devbench,
-                                "delete_s": delete})
+                                "delete_s": delete, "phases_s": phases})
         usage = stack.usage()
         leftovers = sorted(path.name for path in disks.iterdir())
     finally:
@@ -221,6 +242,11 @@ def run(environment: Environment, *, quick: bool = False, rounds: int | None = N
         dev, floor = median([s["devbench_s"] for s in measured]), median([s["floor_s"] for s in measured])
         added = (dev - floor) / floor * 100
         result_images[image_id] = {"devbench_s": dev, "floor_s": floor, "added_percent": added}
+        for phase in ("job_started", *PHASE_LINES, "job_finished"):
+            ends = [s["phases_s"][phase] for s in measured if phase in s["phases_s"]]
+            if ends:
+                rows.append((f"{image_id}: POST to {phase.replace('_', ' ')}, median s", round(median(ends), 2), "",
+                             None))
         rows += [
             (f"{image_id}: POST to first SSH command, median s", round(dev, 2), "", None),
             (f"{image_id}: bare qemu-system to first SSH command, median s", round(floor, 2), "", None),
