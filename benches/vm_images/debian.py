@@ -6,7 +6,7 @@ and sudo) makes the root file system from Debian's packages, configured for a qu
 software emulation (cloud-init looks for NoCloud only, makes only an ed25519 host key, periodic
 timers are masked); `mkfs.ext4 -d` turns it into a disk without mounting anything, and the
 kernel and initrd are copied out beside it for direct kernel boot. Cached like the tiny image, in
-CACHE_ROOT/<hash of this file>/, so a machine builds it once. Building needs root (debootstrap
+building.CACHE_ROOT/<hash>/, so a machine builds it once. Building needs root (debootstrap
 and chroot); it runs in a mount namespace of its own, so no mount it makes outlives it.
 
 `python -m benches.vm_images.debian` builds it and prints the directory (an agent's IMAGES_DIR).
@@ -15,18 +15,13 @@ and chroot); it runs in a mount namespace of its own, so no mount it makes outli
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
-import hashlib
 import os
 import re
 import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-from benches.vm_images.tiny import CACHE_ROOT
+from benches.vm_images import building
 
 IMAGE_ID = "debian12"
 SUITE = "bookworm"
@@ -77,38 +72,23 @@ SLACK_MIB = 160
 
 def missing_tools() -> list[str]:
     """`program (package)` for each build tool this machine lacks."""
-    return [f"{tool} ({package})" for tool, package in BUILD_TOOLS.items() if shutil.which(tool) is None]
-
-
-def _target() -> Path:
-    return CACHE_ROOT / hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return building.missing_tools(BUILD_TOOLS)
 
 
 def cached_dir() -> Path | None:
     """The image's directory if this machine has built it, else None."""
-    target = _target()
-    return target if (target / f"{IMAGE_ID}.qcow2").exists() else None
+    return building.cached_dir(__file__, IMAGE_ID)
 
 
 def image_dir() -> Path:
     """The directory with debian12.qcow2, debian12.vmlinuz, debian12.initrd and debian12.cmdline,
     built if needed (which takes minutes and needs root)."""
-    target = _target()
-    if (target / f"{IMAGE_ID}.qcow2").exists():
-        return target
+    cached = cached_dir()
+    if cached is not None:
+        return cached
     if os.geteuid() != 0:
-        raise RuntimeError(f"building the {IMAGE_ID} image needs root (debootstrap, chroot); none is in {target}")
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    CACHE_ROOT.chmod(0o755)
-    # A lock of its own: a tiny image build need not wait for this much longer one.
-    with open(CACHE_ROOT / f".{IMAGE_ID}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test session may be building the same image
-        if not (target / f"{IMAGE_ID}.qcow2").exists():
-            with tempfile.TemporaryDirectory(dir=CACHE_ROOT, prefix=f".build-{IMAGE_ID}-") as work:
-                built = _build(Path(work))
-                built.chmod(0o755)
-                built.rename(target)
-    return target
+        raise RuntimeError(f"building the {IMAGE_ID} image needs root (debootstrap, chroot); it is not built yet")
+    return building.cached_image_dir(__file__, IMAGE_ID, _build)
 
 
 def mirror() -> str:
@@ -130,15 +110,12 @@ def mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def _run(*argv: str, cwd: Path | None = None) -> str:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(
-        argv, cwd=cwd, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-    )
-    if result.returncode != 0:
-        detail = (result.stderr.strip() or result.stdout.strip())[-1500:]
-        raise RuntimeError(f"{' '.join(argv)} failed (exit {result.returncode}): {detail}")
-    return result.stdout
+# debootstrap and the chrooted tools run in a clean environment of their own.
+BUILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
+
+
+def _run(*argv: str) -> str:
+    return building.run(*argv, env=BUILD_ENV)
 
 
 def _in_root(root: Path, *argv: str) -> str:
@@ -210,8 +187,7 @@ def _configure(root: Path) -> None:
 
 
 def _module_names(paths: list[str]) -> set[str]:
-    """`kernel/fs/ext4/ext4.ko.xz` → `ext4`, as modprobe spells module names."""
-    return {Path(path).name.split(".ko")[0].replace("-", "_") for path in paths if ".ko" in path}
+    return {building.module_name(path) for path in paths if ".ko" in path}
 
 
 def _check_initrd(root: Path, initrd: str) -> None:
@@ -257,6 +233,4 @@ def _build(work: Path) -> Path:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):
-        print(image_dir())
-    sys.exit(0)
+    building.main(image_dir)

@@ -3,30 +3,26 @@ Debian's cloud kernel, and busybox and dropbear in an initramfs whose init bring
 user-mode network, mounts the disk as /home, creates the user and authorized_keys from the NoCloud
 seed and starts dropbear on port 22. Built from Debian packages (`apt-get download`, `dpkg-deb -x`;
 nothing is installed) and cached outside the clone, in /var/cache/devbench/test-images/<hash of
-this file>/, so a machine builds it once.
+this file and building.py>/, so a machine builds it once.
 
 `python -m benches.vm_images.tiny` builds it and prints the directory (an agent's IMAGES_DIR).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gzip
-import hashlib
 import io
 import os
 import re
 import shutil
 import stat
 import struct
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
+from benches.vm_images import building
+from benches.vm_images.building import module_name, run
+
 IMAGE_ID = "tiny"
-CACHE_ROOT = Path(os.environ.get("DEVBENCH_TEST_IMAGE_CACHE", "/var/cache/devbench/test-images"))
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 # Host programs the build needs, and the Debian package of each.
 BUILD_TOOLS = {
@@ -100,43 +96,21 @@ while :; do sleep 3600; done
 
 def missing_tools() -> list[str]:
     """`program (package)` for each build tool this machine lacks."""
-    return [f"{tool} ({package})" for tool, package in BUILD_TOOLS.items() if shutil.which(tool) is None]
+    return building.missing_tools(BUILD_TOOLS)
 
 
 def image_dir() -> Path:
     """The directory with tiny.qcow2, tiny.vmlinuz, tiny.initrd and tiny.cmdline, built if needed."""
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    target = CACHE_ROOT / digest
-    if (target / f"{IMAGE_ID}.qcow2").exists():
-        return target
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    CACHE_ROOT.chmod(0o755)
-    with open(CACHE_ROOT / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test session may be building the same image
-        if not (target / f"{IMAGE_ID}.qcow2").exists():
-            with tempfile.TemporaryDirectory(dir=CACHE_ROOT, prefix=".build-") as work:
-                built = _build(Path(work))
-                built.chmod(0o755)
-                built.rename(target)
-    return target
-
-
-def _run(*argv: str, cwd: Path | None = None, env: dict | None = None) -> str:
-    result = subprocess.run(
-        argv, cwd=cwd, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed (exit {result.returncode}): {result.stderr.strip()[-500:]}")
-    return result.stdout
+    return building.cached_image_dir(__file__, IMAGE_ID, _build)
 
 
 def _download(packages: list[str], directory: Path) -> None:
     directory.chmod(0o777)  # apt-get download drops to the _apt user where it can
-    _run("apt-get", "download", "-q", *packages, cwd=directory)
+    run("apt-get", "download", "-q", *packages, cwd=directory)
 
 
 def _depends(deb: Path) -> list[str]:
-    field = _run("dpkg-deb", "-f", str(deb), "Depends")
+    field = run("dpkg-deb", "-f", str(deb), "Depends")
     return [re.split(r"[\s(:]", part.split("|")[0].strip())[0] for part in field.split(",") if part.strip()]
 
 
@@ -156,7 +130,7 @@ def _fetch_packages(work: Path) -> Path:
     root = work / "packages"
     for deb in sorted(debs.glob("*.deb")):
         if not deb.name.startswith("linux-image-"):
-            _run("dpkg-deb", "-x", str(deb), str(root))
+            run("dpkg-deb", "-x", str(deb), str(root))
     return root
 
 
@@ -183,10 +157,7 @@ def _modules(kernel_root: Path) -> list[tuple[str, bytes]]:
     """(name, .ko bytes) of the wanted modules and their dependencies, dependencies first."""
     (modules_dir,) = (kernel_root / "lib" / "modules").iterdir()
     files = {path.name.removesuffix(".ko").replace("-", "_"): path for path in modules_dir.rglob("*.ko")}
-    builtin = {
-        Path(line).name.removesuffix(".ko").replace("-", "_")
-        for line in (modules_dir / "modules.builtin").read_text().splitlines()
-    }
+    builtin = {module_name(line) for line in (modules_dir / "modules.builtin").read_text().splitlines()}
     ordered: dict[str, bytes] = {}
 
     def add(name: str) -> None:
@@ -210,7 +181,7 @@ def _libraries(binary: Path, root: Path) -> list[Path]:
     search = [root / "lib/x86_64-linux-gnu", root / "usr/lib/x86_64-linux-gnu"]
     env = {**os.environ, "LD_LIBRARY_PATH": ":".join(str(path) for path in search)}
     found = []
-    for line in _run("ldd", str(binary), env=env).splitlines():
+    for line in run("ldd", str(binary), env=env).splitlines():
         if "not found" in line:
             raise RuntimeError(f"{binary.name} needs a library no package provided: {line.strip()}")
         match = re.search(r"(/\S+)", line)
@@ -276,7 +247,7 @@ def _build(work: Path) -> Path:
     kernel_root = work / "kernel"
     (kernel_deb,) = [deb for deb in (work / "debs").glob("linux-image-*.deb") if "cloud-amd64_" in deb.name
                      and not deb.name.startswith(KERNEL_PACKAGE + "_")]  # fmt: skip
-    _run("dpkg-deb", "-x", str(kernel_deb), str(kernel_root))
+    run("dpkg-deb", "-x", str(kernel_deb), str(kernel_root))
     out = work / "image"
     out.mkdir()
     (vmlinuz,) = (kernel_root / "boot").glob("vmlinuz-*")
@@ -289,14 +260,12 @@ def _build(work: Path) -> Path:
     raw = work / "home.img"
     with open(raw, "wb") as handle:
         handle.truncate(HOME_DISK_MIB * 1024 * 1024)
-    _run("mkfs.ext4", "-q", "-F", "-L", "home", "-E", "root_owner=0:0", "-d", str(home), str(raw))
-    _run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(out / f"{IMAGE_ID}.qcow2"))
+    run("mkfs.ext4", "-q", "-F", "-L", "home", "-E", "root_owner=0:0", "-d", str(home), str(raw))
+    run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(out / f"{IMAGE_ID}.qcow2"))
     for path in out.iterdir():
         path.chmod(0o644)
     return out
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):
-        print(image_dir())
-    sys.exit(0)
+    building.main(image_dir)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from benches import services, vm_images
+from benches.vm_images import building
 
 
 class Command(BaseCommand):
@@ -32,7 +33,7 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"Building the {image} image needs: {', '.join(missing)}")
         target = images_dir or Path(settings.DEVBENCH_LOCAL_IMAGES_DIR)
-        self.stdout.write(f"Building the {image} image (once per machine; cached under {builder.CACHE_ROOT})...")
+        self.stdout.write(f"Building the {image} image (once per machine; cached under {building.CACHE_ROOT})...")
         try:
             built = builder.image_dir()
             copied = install_image(built, image, target)
