@@ -1,7 +1,8 @@
 """Real QEMU (TCG) under a real libvirtd, for the tests that boot VMs: the daemons (started here
 as root when they are not running), the tiny image (benches/vm_images/tiny.py, built once per machine),
-a disk directory QEMU may read, a VM name per test, and what a test checks a VM by (SSH, the VNC
-banner, the domain list, QEMU processes). Skipped with the reason when this machine lacks QEMU
+the Debian 12 image with cloud-init, a disk directory QEMU may read, a VM name per test, an agent
+on the libvirt backend that deletes its VMs afterwards, and what a test checks a VM by (SSH, the
+VNC banner, the domain list, QEMU processes, nothing left after a delete). Skipped with the reason when this machine lacks QEMU
 or libvirt, unless DEVBENCH_REQUIRE_QEMU=1 (CI), which makes that a failure."""
 
 from __future__ import annotations
@@ -173,3 +174,48 @@ def domains() -> list[str]:
     result = virsh("list", "--all", "--name")
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
+
+
+@pytest.fixture
+def libvirt_agent(make_agent, libvirt_host, disk_dir, vm_name):
+    """make(**config) → an Agent on the libvirt backend; every VM it made is deleted afterwards,
+    through the agent and then, for whatever a failure left, through virsh."""
+    agents = []
+
+    def make(**config):
+        settings = {
+            "backend": "libvirt",
+            "libvirt_uri": URI,
+            "images_dir": libvirt_host.images_dir,
+            "disk_dir": disk_dir,
+            "default_image": tiny_image.IMAGE_ID,
+            "accel": "tcg",
+            "ssh_port_base": 46000,
+            "vnc_port_base": 46500,
+            "boot_timeout": BOOT_TIMEOUT,
+            "stop_timeout": 30,
+            "default_memory": 256,
+            "default_vcpus": 1,
+            "default_disk": 1,
+        }
+        agent = make_agent(**{**settings, **config})
+        agents.append(agent)
+        return agent
+
+    yield make
+    names = {vm_name}
+    for agent in agents:
+        for record in (agent.state_dir / "vms").glob("*.json"):
+            names.add(record.stem)
+            agent.run("delete", record.stem, timeout=120)
+    for name in names:
+        if name in domains():
+            remove_domain(name)
+
+
+def assert_nothing_left(agent, name: str, disk_dir: Path) -> None:
+    assert name not in domains()
+    assert sorted(path.name for path in disk_dir.iterdir()) == []
+    assert agent.record(name) is None
+    assert qemu_processes(name) == []
+    assert agent.status(name) == "notfound"

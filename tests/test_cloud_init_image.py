@@ -11,15 +11,11 @@ import paramiko
 import pytest
 
 from benches.vm_images import debian as debian_image
-from tests import test_hostagent_libvirt as libvirt_tests
 from tests.agent_fixtures import HUMAN_SSH, b64, make_keypair, search
-from tests.libvirt_fixtures import ssh_run
+from tests.libvirt_fixtures import assert_nothing_left, ssh_run
 
 # With the other real-QEMU tests, on one test worker (make test's --dist loadgroup).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("libvirt")]
-
-# The agent fixture of the tiny image's tests, pointed below at the Debian image.
-libvirt_agent = libvirt_tests.libvirt_agent
 
 # A whole Debian boot under software emulation, cloud-init's four stages in Python included.
 CLOUD_INIT_BOOT_TIMEOUT = 600
@@ -129,4 +125,4 @@ def test_cloud_init_lets_in_exactly_the_user_and_keys_it_was_given(
 
     deleted = agent.run("delete", name, timeout=120)
     assert deleted.returncode == 0, deleted.stderr
-    libvirt_tests.assert_nothing_left(agent, name, disk_dir)
+    assert_nothing_left(agent, name, disk_dir)

@@ -17,7 +17,7 @@ import pytest
 
 from benches.vm_images import tiny as tiny_image
 from tests.agent_fixtures import HUMAN_SSH, HUMAN_VNC, b64, make_keypair, search
-from tests.libvirt_fixtures import BOOT_TIMEOUT, URI, domains, qemu_processes, remove_domain, ssh_run, vnc_banner
+from tests.libvirt_fixtures import BOOT_TIMEOUT, assert_nothing_left, domains, qemu_processes, ssh_run, vnc_banner
 
 # One test worker runs them all (make test's --dist loadgroup): one libvirtd, one image build.
 # Each test has its own VM name, and its domains are destroyed and undefined after it whatever
@@ -28,51 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("libvirt")]
 @pytest.fixture
 def keypair(tmp_path):
     return make_keypair(tmp_path, "alice_key", comment="alice@laptop")
-
-
-@pytest.fixture
-def libvirt_agent(make_agent, libvirt_host, disk_dir, vm_name):
-    """make(**config) → an Agent on the libvirt backend; every VM it made is deleted afterwards,
-    through the agent and then, for whatever a failure left, through virsh."""
-    agents = []
-
-    def make(**config):
-        settings = {
-            "backend": "libvirt",
-            "libvirt_uri": URI,
-            "images_dir": libvirt_host.images_dir,
-            "disk_dir": disk_dir,
-            "default_image": tiny_image.IMAGE_ID,
-            "accel": "tcg",
-            "ssh_port_base": 46000,
-            "vnc_port_base": 46500,
-            "boot_timeout": BOOT_TIMEOUT,
-            "stop_timeout": 30,
-            "default_memory": 256,
-            "default_vcpus": 1,
-            "default_disk": 1,
-        }
-        agent = make_agent(**{**settings, **config})
-        agents.append(agent)
-        return agent
-
-    yield make
-    names = {vm_name}
-    for agent in agents:
-        for record in (agent.state_dir / "vms").glob("*.json"):
-            names.add(record.stem)
-            agent.run("delete", record.stem, timeout=120)
-    for name in names:
-        if name in domains():
-            remove_domain(name)
-
-
-def assert_nothing_left(agent, name: str, disk_dir: Path) -> None:
-    assert name not in domains()
-    assert sorted(path.name for path in disk_dir.iterdir()) == []
-    assert agent.record(name) is None
-    assert qemu_processes(name) == []
-    assert agent.status(name) == "notfound"
 
 
 # --------------------------------------------------------------------------- the whole life of a VM
