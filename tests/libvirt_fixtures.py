@@ -2,8 +2,9 @@
 as root when they are not running), the tiny image (benches/vm_images/tiny.py, built once per machine),
 the Debian 12 image with cloud-init, a disk directory QEMU may read, a VM name per test, an agent
 on the libvirt backend that deletes its VMs afterwards, and what a test checks a VM by (SSH, the
-VNC banner, the domain list, QEMU processes, nothing left after a delete). Skipped with the reason when this machine lacks QEMU
-or libvirt, unless DEVBENCH_REQUIRE_QEMU=1 (CI), which makes that a failure."""
+VNC banner, the domain list, QEMU processes, nothing left after a delete). Skipped with the
+reason when this machine lacks QEMU or libvirt, unless DEVBENCH_REQUIRE_QEMU=1 (CI), which makes
+that a failure."""
 
 from __future__ import annotations
 
